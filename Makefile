@@ -1,0 +1,46 @@
+# Gantry: a container runtime stack. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/gantry-project/gantry/internal/oci/cli.Version=$(VERSION)
+export CGO_ENABLED := 1
+
+.PHONY: help deps build test test-unit test-integration conformance bench lint demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+deps: ## install every Debian package and Go tool the build and tests need (idempotent)
+	@bash scripts/deps.sh
+
+build: ## build the binaries into bin/
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/gantry-oci ./cmd/gantry-oci
+
+test: deps build lint ## everything CI runs: lint, unit, root integration, conformance
+	$(GO) test -count=1 ./...
+	GANTRY_RUNTIME=$(CURDIR)/$(BIN)/gantry-oci $(GO) test -count=1 -p 1 ./test/...
+	bash scripts/conformance.sh $(CURDIR)/$(BIN)/gantry-oci
+
+test-unit: ## unit and root package tests only
+	$(GO) test -count=1 ./internal/...
+
+test-integration: build ## end-to-end tests of bin/gantry-oci (GANTRY_RUNTIME=/usr/sbin/runc to check them against runc)
+	GANTRY_RUNTIME=$${GANTRY_RUNTIME:-$(CURDIR)/$(BIN)/gantry-oci} $(GO) test -count=1 -p 1 -v ./test/...
+
+conformance: deps build ## OCI runtime-tools validation suite against bin/gantry-oci
+	bash scripts/conformance.sh $(CURDIR)/$(BIN)/gantry-oci
+
+bench: deps build ## gantry-oci vs runc, interleaved, medians and ratios
+	bash scripts/bench.sh $(CURDIR)/$(BIN)/gantry-oci $$(command -v runc)
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l cmd internal test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$$($(GO) env GOPATH)/bin/staticcheck ./...
+
+demo: deps build ## run a busybox container that prints a greeting
+	bash scripts/demo.sh $(CURDIR)/$(BIN)/gantry-oci
+
+clean: ## remove build outputs
+	rm -rf $(BIN) _build

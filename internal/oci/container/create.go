@@ -1,0 +1,451 @@
+package container
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/internal/errdefs"
+	"github.com/gantry-project/gantry/internal/oci/hook"
+	"github.com/gantry-project/gantry/internal/oci/linux/cgroup"
+	"github.com/gantry-project/gantry/internal/oci/linux/console"
+	"github.com/gantry-project/gantry/internal/oci/nsexec"
+	"github.com/gantry-project/gantry/internal/oci/spec"
+	"github.com/gantry-project/gantry/internal/oci/state"
+)
+
+// Runtime is gantry-oci's view of its --root and global flags.
+type Runtime struct {
+	Store    *state.Store
+	Log      *slog.Logger
+	Rootless bool
+}
+
+// CreateOptions are the flags of "create" (and of "run").
+type CreateOptions struct {
+	ID            string
+	Bundle        string
+	PidFile       string
+	ConsoleSocket string
+	NoPivot       bool
+	NoNewKeyring  bool
+	PreserveFDs   int
+	Stdin         *os.File
+	Stdout        *os.File
+	Stderr        *os.File
+
+	// consoleConn, when set, replaces ConsoleSocket ("run" with a terminal).
+	consoleConn *os.File
+}
+
+// creation tracks what a create has made so far, to undo it on failure.
+type creation struct {
+	r          *Runtime
+	id         string
+	spec       *specs.Spec
+	bundle     string
+	cg         cgroup.Manager
+	cgApplied  bool
+	pids       []int
+	hooksBegun bool
+}
+
+func (c *creation) undo() {
+	for _, pid := range c.pids {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	for _, pid := range c.pids {
+		waitGone(pid, 0, 2*time.Second)
+	}
+	if c.cg != nil && c.cgApplied {
+		killCgroup(c.cg)
+		if err := c.cg.Destroy(); err != nil {
+			c.r.Log.Warn("remove cgroup", "id", c.id, "error", err)
+		}
+	}
+	if c.hooksBegun && c.spec.Hooks != nil {
+		st := hookState(c.id, c.spec, c.bundle, 0, state.Stopped)
+		if err := hook.RunAll(context.Background(), "poststop", c.spec.Hooks.Poststop, st); err != nil {
+			c.r.Log.Warn("poststop hook", "id", c.id, "error", err)
+		}
+	}
+	if err := c.r.Store.Remove(c.id); err != nil {
+		c.r.Log.Warn("remove state", "id", c.id, "error", err)
+	}
+}
+
+// Create builds the container up to the point where its init waits for
+// "start". On error nothing is left behind: no state, cgroup or process.
+func (r *Runtime) Create(ctx context.Context, o CreateOptions) (*state.Container, error) {
+	if err := state.ValidateID(o.ID); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %q: %w", o.Bundle, err)
+	}
+	s, err := spec.Load(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if s.Process == nil {
+		return nil, fmt.Errorf("config.json: process: required by create: %w", errdefs.ErrInvalidArgument)
+	}
+	if s.Linux == nil {
+		return nil, fmt.Errorf("config.json: linux: required on Linux: %w", errdefs.ErrInvalidArgument)
+	}
+	if s.Process.Terminal && o.ConsoleSocket == "" && o.consoleConn == nil {
+		return nil, fmt.Errorf("process.terminal is true: --console-socket is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if !s.Process.Terminal && o.ConsoleSocket != "" {
+		return nil, fmt.Errorf("--console-socket given but process.terminal is false: %w", errdefs.ErrInvalidArgument)
+	}
+	rootfs := s.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+
+	if err := r.Store.Reserve(o.ID); err != nil {
+		return nil, err
+	}
+	cr := &creation{r: r, id: o.ID, spec: s, bundle: bundle}
+	c, err := r.create(ctx, cr, o, s, bundle, rootfs)
+	if err != nil {
+		cr.undo()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *specs.Spec, bundle, rootfs string) (*state.Container, error) {
+	boot, initCfg, err := planNamespaces(s)
+	if err != nil {
+		return nil, err
+	}
+	initCfg.ID = o.ID
+	initCfg.Spec = s
+	initCfg.Bundle = bundle
+	initCfg.Rootfs = rootfs
+	initCfg.NoPivot = o.NoPivot
+	initCfg.NoNewKeyring = o.NoNewKeyring
+	initCfg.PreserveFDs = o.PreserveFDs
+
+	cg, err := cgroup.New(s.Linux.CgroupsPath, o.ID)
+	if err != nil {
+		if !r.Rootless {
+			return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
+		}
+		cg = nil
+	}
+	cr.cg = cg
+
+	self, err := sealedSelf()
+	if err != nil {
+		return nil, err
+	}
+	defer self.Close()
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	parentSock := os.NewFile(uintptr(fds[0]), "init-parent")
+	childSock := os.NewFile(uintptr(fds[1]), "init-child")
+	defer parentSock.Close()
+	defer childSock.Close()
+
+	fifo, err := os.OpenFile(r.Store.FifoPath(o.ID), os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer fifo.Close()
+
+	extra := make([]*os.File, 0, o.PreserveFDs+4)
+	for i := 0; i < o.PreserveFDs; i++ {
+		extra = append(extra, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+	}
+	addFD := func(f *os.File) int {
+		extra = append(extra, f)
+		return 2 + len(extra)
+	}
+	sockFD := addFD(childSock)
+	initCfg.FifoFD = addFD(fifo)
+	initCfg.ConsoleFD, initCfg.ListenerFD = -1, -1
+
+	if s.Process.Terminal {
+		conn := o.consoleConn
+		if conn == nil {
+			conn, err = console.DialSocket(o.ConsoleSocket)
+			if err != nil {
+				return nil, fmt.Errorf("--console-socket %s: %w", o.ConsoleSocket, err)
+			}
+			defer conn.Close()
+		}
+		initCfg.ConsoleFD = addFD(conn)
+	}
+	if sc := s.Linux.Seccomp; sc != nil && sc.ListenerPath != "" {
+		conn, err := net.Dial("unix", sc.ListenerPath)
+		if err != nil {
+			return nil, fmt.Errorf("linux.seccomp.listenerPath %s: %w", sc.ListenerPath, err)
+		}
+		f, err := conn.(*net.UnixConn).File()
+		conn.Close()
+		if err != nil {
+			return nil, fmt.Errorf("linux.seccomp.listenerPath: %w", err)
+		}
+		defer f.Close()
+		initCfg.ListenerFD = addFD(f)
+	}
+
+	stdio := func(f, def *os.File) *os.File {
+		if f != nil {
+			return f
+		}
+		return def
+	}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/fd/" + strconv.Itoa(int(self.Fd())),
+		Args:       []string{"gantry-oci", "init"},
+		Env:        []string{nsexec.EnvInitFD + "=" + strconv.Itoa(sockFD)},
+		Stdin:      stdio(o.Stdin, os.Stdin),
+		Stdout:     stdio(o.Stdout, os.Stdout),
+		Stderr:     stdio(o.Stderr, os.Stderr),
+		ExtraFiles: extra,
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start container bootstrap: %w", err)
+	}
+	childSock.Close()
+	cr.pids = append(cr.pids, cmd.Process.Pid)
+	waited := false
+	defer func() {
+		if !waited && boot.Fork {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+
+	if cg != nil {
+		cr.cgApplied = true
+		if err := cg.Apply(cmd.Process.Pid); err != nil {
+			return nil, fmt.Errorf("linux.cgroupsPath %q: %w", s.Linux.CgroupsPath, err)
+		}
+	}
+
+	rd := bufio.NewReader(parentSock)
+	pid, err := nsexec.Drive(parentSock, rd, boot, func(pid int) error {
+		return writeIDMaps(pid, s.Linux, r.Rootless)
+	})
+	if err != nil {
+		return nil, err
+	}
+	cr.pids = append(cr.pids, pid)
+	if boot.Fork {
+		waited = true
+		if err := cmd.Wait(); err != nil {
+			return nil, fmt.Errorf("container bootstrap: %w", err)
+		}
+	}
+	initCfg.Pid = pid
+	startTime, _, err := state.StartTime(pid)
+	if err != nil {
+		return nil, fmt.Errorf("container init exited early: %w", err)
+	}
+
+	enc := json.NewEncoder(parentSock)
+	dec := json.NewDecoder(rd)
+	if err := send(enc, message{Type: msgConfig, Config: initCfg}); err != nil {
+		return nil, fmt.Errorf("send config to container init: %w", err)
+	}
+	if _, err := expect(dec, msgHooks); err != nil {
+		return nil, err
+	}
+	cr.hooksBegun = true
+	if s.Hooks != nil {
+		st := hookState(o.ID, s, bundle, pid, state.Created)
+		if err := hook.RunAll(ctx, "prestart", s.Hooks.Prestart, st); err != nil {
+			return nil, err
+		}
+		if err := hook.RunAll(ctx, "createRuntime", s.Hooks.CreateRuntime, st); err != nil {
+			return nil, err
+		}
+	}
+	if err := send(enc, message{Type: msgHooksDone}); err != nil {
+		return nil, fmt.Errorf("container init: %w", err)
+	}
+	if _, err := expect(dec, msgReady); err != nil {
+		return nil, err
+	}
+	if cg != nil && s.Linux.Resources != nil {
+		if err := cg.Set(s.Linux.Resources); err != nil {
+			return nil, fmt.Errorf("linux.resources: %w", err)
+		}
+	}
+
+	c := &state.Container{
+		ID:           o.ID,
+		Pid:          pid,
+		PidStartTime: startTime,
+		Bundle:       bundle,
+		Rootfs:       rootfs,
+		Created:      time.Now().UTC(),
+		Owner:        ownerName(),
+		Annotations:  s.Annotations,
+		Spec:         s,
+	}
+	if cg != nil {
+		c.CgroupPaths = cg.Paths()
+	}
+	if err := r.Store.Save(c); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// planNamespaces turns linux.namespaces into the bootstrap message.
+func planNamespaces(s *specs.Spec) (*nsexec.Bootstrap, *InitConfig, error) {
+	b := &nsexec.Bootstrap{}
+	cfg := &InitConfig{}
+	for i, ns := range s.Linux.Namespaces {
+		t, ok := nsexec.NamespaceTypes[string(ns.Type)]
+		if !ok {
+			return nil, nil, fmt.Errorf("config.json: linux.namespaces[%d].type: unknown namespace type %q: %w", i, ns.Type, errdefs.ErrInvalidArgument)
+		}
+		if ns.Path != "" {
+			b.Joins = append(b.Joins, nsexec.Join{Type: t.Name, Path: ns.Path})
+		} else {
+			b.CloneFlags |= t.Flag
+		}
+		switch ns.Type {
+		case specs.PIDNamespace:
+			b.Fork = true
+		case specs.MountNamespace:
+			cfg.NewMountNS = ns.Path == ""
+		case specs.UserNamespace:
+			cfg.NewUserNS = ns.Path == ""
+		case specs.CgroupNamespace:
+			cfg.NewCgroupNS = ns.Path == ""
+		case specs.UTSNamespace:
+			cfg.NewUTSNS = ns.Path == ""
+		case specs.TimeNamespace:
+			if ns.Path == "" {
+				for clock, off := range s.Linux.TimeOffsets {
+					b.TimeOffsets = append(b.TimeOffsets, fmt.Sprintf("%s %d %d", clock, off.Secs, off.Nanosecs))
+				}
+			}
+		}
+	}
+	return b, cfg, nil
+}
+
+func writeIDMaps(pid int, l *specs.Linux, rootless bool) error {
+	render := func(m []specs.LinuxIDMapping) string {
+		var sb strings.Builder
+		for _, e := range m {
+			fmt.Fprintf(&sb, "%d %d %d\n", e.ContainerID, e.HostID, e.Size)
+		}
+		return sb.String()
+	}
+	dir := "/proc/" + strconv.Itoa(pid)
+	if rootless {
+		if err := os.WriteFile(dir+"/setgroups", []byte("deny"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("write setgroups: %w", err)
+		}
+	}
+	if len(l.UIDMappings) > 0 {
+		if err := os.WriteFile(dir+"/uid_map", []byte(render(l.UIDMappings)), 0); err != nil {
+			return fmt.Errorf("linux.uidMappings: write uid_map: %w", err)
+		}
+	}
+	if len(l.GIDMappings) > 0 {
+		if err := os.WriteFile(dir+"/gid_map", []byte(render(l.GIDMappings)), 0); err != nil {
+			return fmt.Errorf("linux.gidMappings: write gid_map: %w", err)
+		}
+	}
+	return nil
+}
+
+func writePidFile(path string, pid int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("--pid-file %s: %w", path, err)
+	}
+	tmp := filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("--pid-file %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, abs); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--pid-file %s: %w", path, err)
+	}
+	return nil
+}
+
+func ownerName() string {
+	uid := os.Geteuid()
+	if uid == 0 {
+		return "root"
+	}
+	return strconv.Itoa(uid)
+}
+
+// hookState is the state a hook reads on stdin.
+func hookState(id string, s *specs.Spec, bundle string, pid int, status string) *specs.State {
+	return &specs.State{
+		Version:     specs.Version,
+		ID:          id,
+		Status:      specs.ContainerState(status),
+		Pid:         pid,
+		Bundle:      bundle,
+		Annotations: s.Annotations,
+	}
+}
+
+// waitGone waits until pid is gone (or a zombie), up to timeout.
+func waitGone(pid int, startTime uint64, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for d := time.Millisecond; ; d *= 2 {
+		if !state.ProcessAlive(pid, startTime) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		if d > 50*time.Millisecond {
+			d = 50 * time.Millisecond
+		}
+		time.Sleep(d)
+	}
+}
+
+// killCgroup sends SIGKILL to every process of the cgroup.
+func killCgroup(cg cgroup.Manager) {
+	for i := 0; i < 10; i++ {
+		pids, err := cg.Pids()
+		if err != nil || len(pids) == 0 {
+			return
+		}
+		for _, p := range pids {
+			unix.Kill(p, unix.SIGKILL)
+		}
+		time.Sleep(time.Duration(i+1) * 5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,341 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/internal/oci/hook"
+	"github.com/gantry-project/gantry/internal/oci/linux/capability"
+	"github.com/gantry-project/gantry/internal/oci/linux/console"
+	"github.com/gantry-project/gantry/internal/oci/linux/identity"
+	"github.com/gantry-project/gantry/internal/oci/linux/label"
+	"github.com/gantry-project/gantry/internal/oci/linux/rlimit"
+	"github.com/gantry-project/gantry/internal/oci/linux/rootfs"
+	"github.com/gantry-project/gantry/internal/oci/linux/sched"
+	"github.com/gantry-project/gantry/internal/oci/linux/seccomp"
+	"github.com/gantry-project/gantry/internal/oci/nsexec"
+)
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Init is the container side of create: it runs in the process the C
+// bootstrap left in the container's namespaces, finishes the container
+// (filesystem, process attributes), reports ready, waits on the exec fifo
+// and executes the user's process. It returns only on failure.
+func Init() error {
+	runtime.LockOSThread()
+	fd, err := strconv.Atoi(os.Getenv(nsexec.EnvInitFD))
+	if err != nil {
+		return fmt.Errorf("init: %s not set: gantry-oci init is started by gantry-oci create", nsexec.EnvInitFD)
+	}
+	os.Unsetenv(nsexec.EnvInitFD)
+	// The container must never see the runtime's memory or files.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	sock := os.NewFile(uintptr(fd), "init-sock")
+	enc := json.NewEncoder(sock)
+	dec := json.NewDecoder(sock)
+
+	var m message
+	if err := dec.Decode(&m); err != nil || m.Type != msgConfig || m.Config == nil {
+		return fmt.Errorf("init: read config: %v", err)
+	}
+	cfg := m.Config
+	// Every fd past the preserved ones closes on exec, before anything
+	// (the cwd included) is resolved in the container.
+	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return reportInit(enc, fmt.Errorf("mark fds close-on-exec: %w", err))
+	}
+	if err := initContainer(cfg, enc, dec); err != nil {
+		return reportInit(enc, err)
+	}
+	return nil
+}
+
+func reportInit(enc *json.Encoder, err error) error {
+	if sendErr := send(enc, message{Type: msgError, Error: err.Error()}); sendErr != nil {
+		return err
+	}
+	// the parent reports it; exit quietly
+	os.Exit(1)
+	return nil
+}
+
+func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error {
+	s := cfg.Spec
+	p := s.Process
+	ctx := context.Background()
+	rc := &rootfs.Config{
+		Spec:     s,
+		Rootfs:   cfg.Rootfs,
+		Bundle:   cfg.Bundle,
+		NoPivot:  cfg.NoPivot,
+		UserNS:   cfg.NewUserNS || joinsNamespace(s, specs.UserNamespace),
+		CgroupNS: cfg.NewCgroupNS,
+	}
+	if cfg.NewMountNS {
+		if err := rootfs.Prepare(rc); err != nil {
+			return err
+		}
+	}
+	if err := send(enc, message{Type: msgHooks}); err != nil {
+		return fmt.Errorf("report to runtime: %w", err)
+	}
+	if _, err := expect(dec, msgHooksDone); err != nil {
+		return err
+	}
+	st := hookState(cfg.ID, s, cfg.Bundle, cfg.Pid, "created")
+	if s.Hooks != nil {
+		if err := hook.RunAll(ctx, "createContainer", s.Hooks.CreateContainer, st); err != nil {
+			return err
+		}
+	}
+	if cfg.NewMountNS {
+		if err := rootfs.PivotRoot(rc); err != nil {
+			return err
+		}
+	} else if err := unix.Chroot(cfg.Rootfs); err != nil {
+		return fmt.Errorf("root.path: chroot %s: %w", cfg.Rootfs, err)
+	} else if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir /: %w", err)
+	}
+	if cfg.NewUTSNS {
+		if s.Hostname != "" {
+			if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+				return fmt.Errorf("hostname %q: %w", s.Hostname, err)
+			}
+		}
+		if s.Domainname != "" {
+			if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
+				return fmt.Errorf("domainname %q: %w", s.Domainname, err)
+			}
+		}
+	}
+	for k, v := range s.Linux.Sysctl {
+		path := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		if err := os.WriteFile(path, []byte(v), 0); err != nil {
+			return fmt.Errorf("linux.sysctl %s=%q: %w", k, v, err)
+		}
+	}
+	if cfg.NewMountNS {
+		if err := rootfs.Finalize(rc); err != nil {
+			return err
+		}
+	}
+	if cfg.ConsoleFD >= 0 {
+		if err := setupConsole(cfg.ConsoleFD, p); err != nil {
+			return err
+		}
+	}
+	if !cfg.NoNewKeyring {
+		// a fresh session keyring, so the container cannot read the host's keys
+		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + cfg.ID); err != nil && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
+			return fmt.Errorf("join session keyring: %w", err)
+		}
+	}
+	if err := rlimit.Apply(0, p.Rlimits); err != nil {
+		return err
+	}
+	if p.OOMScoreAdj != nil {
+		if err := sched.SetOOMScoreAdj(0, *p.OOMScoreAdj); err != nil {
+			return fmt.Errorf("process.oomScoreAdj: %w", err)
+		}
+	}
+	if p.Scheduler != nil {
+		if err := sched.SetScheduler(0, p.Scheduler); err != nil {
+			return fmt.Errorf("process.scheduler: %w", err)
+		}
+	}
+	if p.IOPriority != nil {
+		if err := sched.SetIOPriority(0, p.IOPriority); err != nil {
+			return fmt.Errorf("process.ioPriority: %w", err)
+		}
+	}
+	if a := p.ExecCPUAffinity; a != nil && a.Initial != "" {
+		if err := sched.SetCPUAffinity(0, a.Initial); err != nil {
+			return fmt.Errorf("process.execCPUAffinity.initial: %w", err)
+		}
+	}
+	if s.Linux.Personality != nil {
+		if err := sched.SetPersonality(s.Linux.Personality); err != nil {
+			return fmt.Errorf("linux.personality: %w", err)
+		}
+	}
+	if err := label.ApplyProcess(p.ApparmorProfile, p.SelinuxLabel); err != nil {
+		return err
+	}
+	env := p.Env
+	sc := s.Linux.Seccomp
+	if sc != nil && !p.NoNewPrivileges {
+		if err := loadSeccomp(cfg, sc); err != nil {
+			return err
+		}
+	}
+	if err := identity.Switch(p.User); err != nil {
+		return fmt.Errorf("process.user: %w", err)
+	}
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := unix.Chdir(cwd); err != nil {
+		return fmt.Errorf("process.cwd %q: %w", cwd, err)
+	}
+	path, err := lookPath(p.Args[0], env)
+	if err != nil {
+		return fmt.Errorf("process.args[0]: %w", err)
+	}
+	if err := capability.Apply(p.Capabilities); err != nil {
+		return fmt.Errorf("process.capabilities: %w", err)
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("process.noNewPrivileges: %w", err)
+		}
+	}
+	if sc != nil && p.NoNewPrivileges {
+		if err := loadSeccomp(cfg, sc); err != nil {
+			return err
+		}
+	}
+	if a := p.ExecCPUAffinity; a != nil && a.Final != "" {
+		if err := sched.SetCPUAffinity(0, a.Final); err != nil {
+			return fmt.Errorf("process.execCPUAffinity.final: %w", err)
+		}
+	}
+	if err := send(enc, message{Type: msgReady}); err != nil {
+		return fmt.Errorf("report ready: %w", err)
+	}
+
+	// Wait for "start": it writes one byte into the exec fifo.
+	var b [1]byte
+	for {
+		n, err := unix.Read(cfg.FifoFD, b[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n != 1 {
+			os.Exit(1)
+		}
+		break
+	}
+	if s.Hooks != nil && len(s.Hooks.StartContainer) > 0 {
+		if err := hook.RunAll(ctx, "startContainer", s.Hooks.StartContainer, st); err != nil {
+			fmt.Fprintln(os.Stderr, "gantry-oci:", err)
+			os.Exit(1)
+		}
+	}
+	err = unix.Exec(path, p.Args, env)
+	fmt.Fprintf(os.Stderr, "gantry-oci: exec %s: %v\n", path, err)
+	os.Exit(127)
+	return nil
+}
+
+func joinsNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t && ns.Path != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func setupConsole(fd int, p *specs.Process) error {
+	conn := os.NewFile(uintptr(fd), "console-socket")
+	defer conn.Close()
+	master, slave, err := console.NewPty()
+	if err != nil {
+		return fmt.Errorf("process.terminal: %w", err)
+	}
+	defer master.Close()
+	if p.ConsoleSize != nil {
+		if err := console.SetSize(master, p.ConsoleSize.Width, p.ConsoleSize.Height); err != nil {
+			return fmt.Errorf("process.consoleSize: %w", err)
+		}
+	}
+	if err := console.SendFd(conn, master.Name(), master); err != nil {
+		return fmt.Errorf("send pty master to console socket: %w", err)
+	}
+	if err := console.SetupSlave(slave); err != nil {
+		return fmt.Errorf("process.terminal: %w", err)
+	}
+	return nil
+}
+
+func loadSeccomp(cfg *InitConfig, sc *specs.LinuxSeccomp) error {
+	nfd, err := seccomp.Load(sc)
+	if err != nil {
+		return fmt.Errorf("linux.seccomp: %w", err)
+	}
+	if nfd < 0 {
+		return nil
+	}
+	defer unix.Close(nfd)
+	if cfg.ListenerFD < 0 {
+		return fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
+	}
+	st := specs.ContainerProcessState{
+		Version:  specs.Version,
+		Fds:      []string{specs.SeccompFdName},
+		Pid:      cfg.Pid,
+		Metadata: sc.ListenerMetadata,
+		State:    *hookState(cfg.ID, cfg.Spec, cfg.Bundle, cfg.Pid, "creating"),
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if err := unix.Sendmsg(cfg.ListenerFD, data, unix.UnixRights(nfd), nil, 0); err != nil {
+		return fmt.Errorf("linux.seccomp.listenerPath: send notify fd: %w", err)
+	}
+	unix.Close(cfg.ListenerFD)
+	return nil
+}
+
+// lookPath finds name in the container, with the PATH of env.
+func lookPath(name string, env []string) (string, error) {
+	check := func(p string) error {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("is a directory")
+		}
+		if err := unix.Faccessat(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS); err != nil {
+			return err
+		}
+		return nil
+	}
+	if strings.Contains(name, "/") {
+		if err := check(name); err != nil {
+			return "", fmt.Errorf("exec %q: %w", name, err)
+		}
+		return name, nil
+	}
+	path := defaultPath
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if check(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec %q: executable file not found in $PATH", name)
+}

@@ -1,0 +1,135 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/internal/oci/linux/console"
+)
+
+// Run creates and starts a container. Detached, it returns once the
+// container runs. In the foreground it forwards signals to the container's
+// init, copies the terminal if there is one, waits for the init to exit,
+// deletes the container and returns the init's exit status (128+n for a
+// signal n), so that the caller can exit with it.
+func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, error) {
+	var consoleLocal *os.File
+	if !detach && o.ConsoleSocket == "" {
+		// a terminal without a console socket: receive the pty ourselves
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("socketpair: %w", err)
+		}
+		consoleLocal = os.NewFile(uintptr(fds[0]), "console-local")
+		remote := os.NewFile(uintptr(fds[1]), "console-remote")
+		defer consoleLocal.Close()
+		defer remote.Close()
+		o.consoleConn = remote
+	}
+	// Catch signals before the container exists, so none is lost.
+	sigs := make(chan os.Signal, 32)
+	if !detach {
+		signal.Notify(sigs)
+		defer signal.Stop(sigs)
+	}
+	c, err := r.Create(ctx, o)
+	if err != nil {
+		return -1, err
+	}
+	var master *os.File
+	if consoleLocal != nil && c.Spec.Process.Terminal {
+		master, err = console.RecvFd(consoleLocal)
+		if err != nil {
+			r.Delete(ctx, o.ID, true)
+			return -1, fmt.Errorf("receive pty master: %w", err)
+		}
+		defer master.Close()
+	}
+	if err := r.Start(ctx, o.ID); err != nil {
+		r.Delete(ctx, o.ID, true)
+		return -1, err
+	}
+	if detach {
+		return 0, nil
+	}
+	if master != nil {
+		restore := rawTerminal(os.Stdin)
+		defer restore()
+		resize(master)
+		go io.Copy(master, os.Stdin)
+		go io.Copy(os.Stdout, master)
+	}
+	var ws unix.WaitStatus
+	done := make(chan error, 1)
+	go func() {
+		for {
+			_, err := unix.Wait4(c.Pid, &ws, 0, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			done <- err
+			return
+		}
+	}()
+	for {
+		select {
+		case sig := <-sigs:
+			s := sig.(unix.Signal)
+			switch s {
+			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
+			case unix.SIGWINCH:
+				if master != nil {
+					resize(master)
+				}
+			default:
+				unix.Kill(c.Pid, s)
+			}
+		case err := <-done:
+			code := 0
+			if err != nil && !errors.Is(err, unix.ECHILD) {
+				return -1, fmt.Errorf("wait for container init: %w", err)
+			}
+			switch {
+			case ws.Exited():
+				code = ws.ExitStatus()
+			case ws.Signaled():
+				code = 128 + int(ws.Signal())
+			}
+			if err := r.Delete(ctx, o.ID, true); err != nil {
+				return code, err
+			}
+			return code, nil
+		}
+	}
+}
+
+func resize(master *os.File) {
+	ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return
+	}
+	unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+}
+
+func rawTerminal(f *os.File) func() {
+	old, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		return func() {}
+	}
+	raw := *old
+	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	raw.Oflag &^= unix.OPOST
+	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	raw.Cflag &^= unix.CSIZE | unix.PARENB
+	raw.Cflag |= unix.CS8
+	raw.Cc[unix.VMIN] = 1
+	raw.Cc[unix.VTIME] = 0
+	unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, &raw)
+	return func() { unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, old) }
+}

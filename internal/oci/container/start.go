@@ -1,0 +1,57 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/internal/errdefs"
+	"github.com/gantry-project/gantry/internal/oci/hook"
+	"github.com/gantry-project/gantry/internal/oci/state"
+)
+
+// Start lets a created container's init execute the user's process, then
+// runs the poststart hooks (whose failures are logged, as the spec says).
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	unlock, err := r.Store.Lock(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c, err := r.Store.Load(id)
+	if err != nil {
+		return err
+	}
+	if st := r.status(c); st != state.Created {
+		return fmt.Errorf("container %q is %s, not created: %w", id, st, errdefs.ErrFailedPrecondition)
+	}
+	f, err := os.OpenFile(r.Store.FifoPath(id), os.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENXIO) {
+			return fmt.Errorf("container %q: init is gone: %w", id, errdefs.ErrFailedPrecondition)
+		}
+		return fmt.Errorf("open exec fifo of %q: %w", id, err)
+	}
+	_, err = f.Write([]byte{0})
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("start container %q: %w", id, err)
+	}
+	os.Remove(r.Store.FifoPath(id))
+	c.Started = true
+	if err := r.Store.Save(c); err != nil {
+		return err
+	}
+	if c.Spec.Hooks != nil {
+		st := hookState(c.ID, c.Spec, c.Bundle, c.Pid, state.Running)
+		for i, h := range c.Spec.Hooks.Poststart {
+			if err := hook.Run(ctx, "poststart", i, h, st); err != nil {
+				r.Log.Warn("poststart hook failed", "id", id, "error", err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package nsexec
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// EnvInitFD names the environment variable that holds the bootstrap socket's
+// fd number in the bootstrap process. Its presence is what makes the C
+// constructor act.
+const EnvInitFD = "_GANTRY_INIT_FD"
+
+// Join is a namespace to join by path.
+type Join struct {
+	Type string // user, mnt, pid, net, ipc, uts, cgroup, time
+	Path string
+}
+
+// Bootstrap is the message the parent sends to the C bootstrap.
+type Bootstrap struct {
+	CloneFlags  uintptr  // CLONE_NEW* flags of the namespaces to create
+	Joins       []Join   // namespaces to join, user first
+	TimeOffsets []string // lines for /proc/self/timens_offsets, e.g. "monotonic 5 0"
+	Fork        bool     // clone a child, needed to enter a new or joined PID namespace
+}
+
+// NamespaceTypes maps runtime-spec namespace types to the names nsexec.c
+// knows and to their clone flags.
+var NamespaceTypes = map[string]struct {
+	Name string
+	Flag uintptr
+}{
+	"user":    {"user", unix.CLONE_NEWUSER},
+	"mount":   {"mnt", unix.CLONE_NEWNS},
+	"pid":     {"pid", unix.CLONE_NEWPID},
+	"network": {"net", unix.CLONE_NEWNET},
+	"ipc":     {"ipc", unix.CLONE_NEWIPC},
+	"uts":     {"uts", unix.CLONE_NEWUTS},
+	"cgroup":  {"cgroup", unix.CLONE_NEWCGROUP},
+	"time":    {"time", unix.CLONE_NEWTIME},
+}
+
+// Encode renders the message. A value with a newline cannot be encoded.
+func (b *Bootstrap) Encode() ([]byte, error) {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "clone %x\n", b.CloneFlags)
+	for _, j := range b.Joins {
+		if strings.ContainsAny(j.Type, " \n") || strings.Contains(j.Path, "\n") || j.Path == "" {
+			return nil, fmt.Errorf("namespace %s path %q cannot be encoded", j.Type, j.Path)
+		}
+		fmt.Fprintf(&sb, "join %s %s\n", j.Type, j.Path)
+	}
+	for _, t := range b.TimeOffsets {
+		if strings.Contains(t, "\n") {
+			return nil, fmt.Errorf("time offset %q cannot be encoded", t)
+		}
+		fmt.Fprintf(&sb, "timens %s\n", t)
+	}
+	if b.Fork {
+		sb.WriteString("fork 1\n")
+	}
+	sb.WriteString("\n")
+	return []byte(sb.String()), nil
+}
+
+// Drive sends b on w and follows the bootstrap's replies read from r until
+// it reports the init's pid. usermap is called with the pid whose uid/gid
+// maps must be written when the bootstrap created a user namespace.
+func Drive(w io.Writer, r *bufio.Reader, b *Bootstrap, usermap func(pid int) error) (int, error) {
+	msg, err := b.Encode()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return 0, fmt.Errorf("send bootstrap message: %w", err)
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			if err == io.EOF {
+				return 0, fmt.Errorf("bootstrap process exited without reporting")
+			}
+			return 0, fmt.Errorf("read from bootstrap process: %w", err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		verb, arg, _ := strings.Cut(line, " ")
+		switch verb {
+		case "usermap":
+			pid, err := strconv.Atoi(arg)
+			if err != nil {
+				return 0, fmt.Errorf("bootstrap process: bad usermap line %q", line)
+			}
+			if usermap == nil {
+				return 0, fmt.Errorf("bootstrap process asked for user namespace maps, none configured")
+			}
+			if err := usermap(pid); err != nil {
+				return 0, err
+			}
+			if _, err := io.WriteString(w, "ok\n"); err != nil {
+				return 0, fmt.Errorf("answer bootstrap process: %w", err)
+			}
+		case "pid":
+			pid, err := strconv.Atoi(arg)
+			if err != nil || pid <= 0 {
+				return 0, fmt.Errorf("bootstrap process: bad pid line %q", line)
+			}
+			return pid, nil
+		case "error":
+			return 0, fmt.Errorf("%s", arg)
+		default:
+			return 0, fmt.Errorf("bootstrap process: unexpected line %q", line)
+		}
+	}
+}

@@ -1,0 +1,261 @@
+/*
+ * nsexec: the part of gantry-oci that must run before the Go runtime starts.
+ *
+ * The kernel refuses setns(2) into a user or mount namespace, and unshare(2)
+ * of them, from a multi-threaded process, and the Go runtime starts threads
+ * before main. So when gantry-oci is started as a container's bootstrap
+ * process (the environment variable _GANTRY_INIT_FD names a socket), this
+ * constructor runs first, joins and creates the namespaces, and returns to Go
+ * (which then runs the "init" command) in the final process.
+ *
+ * Protocol on the socket (SOCK_STREAM, text lines; "P" is the parent
+ * gantry-oci, "C" this bootstrap process, "G" its child in the new PID
+ * namespace):
+ *
+ *   P -> C  the bootstrap message: lines "key value", ended by an empty line.
+ *             clone <hex>        namespaces to create (CLONE_NEW* flags)
+ *             join <type> <path> a namespace to join (type: user, mnt, pid,
+ *                                net, ipc, uts, cgroup, time); any number,
+ *                                applied in the order given, user first
+ *             timens <line>      one line for /proc/self/timens_offsets
+ *             fork 1             clone a child (needed for a PID namespace)
+ *   C -> P  "usermap <pid>\n"    after unshare(CLONE_NEWUSER): P writes the
+ *                                uid/gid maps of <pid>, then answers
+ *   P -> C  "ok\n"
+ *   C -> P  "pid <pid>\n"        the pid (in P's PID namespace) of the
+ *                                process that becomes the container's init;
+ *                                C exits right after when it forked
+ *   C -> P  "error <text>\n"     on any failure, then C exits 1
+ *
+ * Everything else (mounts, cgroups, capabilities, seccomp) is done in Go by
+ * the init command, which continues on the same socket with JSON messages.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+
+#define MAX_MSG (64 * 1024)
+#define MAX_JOIN 16
+
+static int sockfd = -1;
+
+static void bail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+static void write_all(const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(sockfd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+static void bail(const char *fmt, ...)
+{
+	char msg[1024];
+	int saved = errno;
+	va_list ap;
+	int n = snprintf(msg, sizeof(msg), "error nsexec: ");
+	va_start(ap, fmt);
+	n += vsnprintf(msg + n, sizeof(msg) - n - 2, fmt, ap);
+	va_end(ap);
+	if (saved != 0 && n < (int)sizeof(msg) - 64)
+		n += snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(saved));
+	if (n > (int)sizeof(msg) - 2)
+		n = sizeof(msg) - 2;
+	msg[n++] = '\n';
+	if (sockfd >= 0)
+		write_all(msg, (size_t)n);
+	_exit(1);
+}
+
+/* read_until reads into buf until it ends with end (a string) */
+static size_t read_until(char *buf, size_t cap, const char *end)
+{
+	size_t len = 0, elen = strlen(end);
+	for (;;) {
+		ssize_t n;
+		if (len >= cap - 1) {
+			errno = 0;
+			bail("bootstrap message larger than %d bytes", MAX_MSG);
+		}
+		n = read(sockfd, buf + len, cap - 1 - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			bail("read bootstrap message");
+		}
+		if (n == 0) {
+			errno = 0;
+			bail("parent closed the socket");
+		}
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (len >= elen && strcmp(buf + len - elen, end) == 0)
+			return len;
+	}
+}
+
+static int ns_flag(const char *type)
+{
+	static const struct {
+		const char *name;
+		int flag;
+	} t[] = {
+		{ "user", CLONE_NEWUSER }, { "mnt", CLONE_NEWNS },	  { "pid", CLONE_NEWPID },
+		{ "net", CLONE_NEWNET },   { "ipc", CLONE_NEWIPC },	  { "uts", CLONE_NEWUTS },
+		{ "cgroup", CLONE_NEWCGROUP }, { "time", CLONE_NEWTIME },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(t[i].name, type) == 0)
+			return t[i].flag;
+	return 0;
+}
+
+static void join_ns(const char *type, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		bail("open %s namespace %s", type, path);
+	if (setns(fd, ns_flag(type)) < 0)
+		bail("join %s namespace %s", type, path);
+	close(fd);
+}
+
+static void write_file(const char *path, const char *data)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		bail("open %s", path);
+	if (write(fd, data, strlen(data)) != (ssize_t)strlen(data))
+		bail("write %s", path);
+	close(fd);
+}
+
+void gantry_nsexec(void)
+{
+	static char msg[MAX_MSG];
+	char *joins[MAX_JOIN][2];
+	char *timens[16];
+	int njoin = 0, ntimens = 0, do_fork = 0;
+	unsigned long clone_flags = 0;
+	const char *env = getenv("_GANTRY_INIT_FD");
+	char *line, *save = NULL;
+
+	if (env == NULL || *env == '\0')
+		return;
+	sockfd = atoi(env);
+	if (sockfd < 3 || fcntl(sockfd, F_GETFD) < 0)
+		return;
+	/* A dying parent closes the socket: every read below then fails. */
+	read_until(msg, sizeof(msg), "\n\n");
+	for (line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *val = strchr(line, ' ');
+		if (val == NULL)
+			continue;
+		*val++ = '\0';
+		if (strcmp(line, "clone") == 0) {
+			clone_flags = strtoul(val, NULL, 16);
+		} else if (strcmp(line, "join") == 0) {
+			char *path = strchr(val, ' ');
+			if (path == NULL || njoin == MAX_JOIN) {
+				errno = 0;
+				bail("bad join line");
+			}
+			*path++ = '\0';
+			if (ns_flag(val) == 0) {
+				errno = 0;
+				bail("unknown namespace type %s", val);
+			}
+			joins[njoin][0] = val;
+			joins[njoin][1] = path;
+			njoin++;
+		} else if (strcmp(line, "timens") == 0) {
+			if (ntimens < 16)
+				timens[ntimens++] = val;
+		} else if (strcmp(line, "fork") == 0) {
+			do_fork = atoi(val);
+		}
+	}
+
+	/* A joined user namespace comes first: it owns the others. */
+	for (int i = 0; i < njoin; i++)
+		if (strcmp(joins[i][0], "user") == 0)
+			join_ns(joins[i][0], joins[i][1]);
+	for (int i = 0; i < njoin; i++)
+		if (strcmp(joins[i][0], "user") != 0)
+			join_ns(joins[i][0], joins[i][1]);
+
+	if (clone_flags & CLONE_NEWUSER) {
+		char buf[64];
+		if (unshare(CLONE_NEWUSER) < 0)
+			bail("create user namespace");
+		/* the parent must be able to open our /proc/PID files */
+		prctl(PR_SET_DUMPABLE, 1);
+		snprintf(buf, sizeof(buf), "usermap %d\n", getpid());
+		write_all(buf, strlen(buf));
+		read_until(buf, sizeof(buf), "\n");
+		if (strcmp(buf, "ok\n") != 0) {
+			errno = 0;
+			bail("user namespace mapping refused by parent");
+		}
+		prctl(PR_SET_DUMPABLE, 0);
+		if (setresgid(0, 0, 0) < 0)
+			bail("setresgid 0 in user namespace");
+		if (setresuid(0, 0, 0) < 0)
+			bail("setresuid 0 in user namespace");
+	}
+
+	if (clone_flags & ~(unsigned long)CLONE_NEWUSER) {
+		if (unshare((int)(clone_flags & ~(unsigned long)CLONE_NEWUSER)) < 0)
+			bail("create namespaces (flags %#lx)", clone_flags & ~(unsigned long)CLONE_NEWUSER);
+	}
+	if (clone_flags & CLONE_NEWTIME) {
+		for (int i = 0; i < ntimens; i++)
+			write_file("/proc/self/timens_offsets", timens[i]);
+	}
+
+	if (do_fork) {
+		char buf[64];
+		/*
+		 * CLONE_PARENT: the child becomes a sibling, a child of the parent
+		 * gantry-oci, so that "run" can wait for it directly.
+		 */
+		pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+		if (pid < 0)
+			bail("clone container init");
+		if (pid > 0) {
+			snprintf(buf, sizeof(buf), "pid %d\n", pid);
+			write_all(buf, strlen(buf));
+			_exit(0);
+		}
+		/* child: the container's init (PID 1 of a new PID namespace) */
+	} else {
+		char buf[64];
+		snprintf(buf, sizeof(buf), "pid %d\n", getpid());
+		write_all(buf, strlen(buf));
+	}
+	/* return to the Go runtime, which runs the init command */
+}

@@ -1,0 +1,238 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/internal/errdefs"
+)
+
+// Status values, as runtime-spec runtime.md names them, plus "paused".
+const (
+	Creating = "creating"
+	Created  = "created"
+	Running  = "running"
+	Stopped  = "stopped"
+	Paused   = "paused"
+)
+
+// Files inside a container's state directory.
+const (
+	stateFile = "state.json"
+	fifoFile  = "exec.fifo"
+	lockFile  = "lock"
+)
+
+// Container is what state.json holds.
+type Container struct {
+	ID             string            `json:"id"`
+	Pid            int               `json:"pid"`
+	PidStartTime   uint64            `json:"pid_start_time"`
+	Bundle         string            `json:"bundle"`
+	Rootfs         string            `json:"rootfs"`
+	Created        time.Time         `json:"created"`
+	Owner          string            `json:"owner"`
+	Annotations    map[string]string `json:"annotations,omitempty"`
+	CgroupPaths    map[string]string `json:"cgroup_paths,omitempty"`
+	NamespacePaths map[string]string `json:"namespace_paths,omitempty"`
+	Started        bool              `json:"started"`
+	// Spec is the config the container was created with (hooks, seccomp,
+	// process defaults for exec).
+	Spec *specs.Spec `json:"spec"`
+}
+
+// Store is the --root directory.
+type Store struct {
+	Root string
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_+\-.]*$`)
+
+// ValidateID refuses ids that could escape the state directory or confuse
+// tools: empty, path separators, "." and "..", more than 1024 bytes.
+func ValidateID(id string) error {
+	if id == "" {
+		return fmt.Errorf("container id: empty: %w", errdefs.ErrInvalidArgument)
+	}
+	if len(id) > 1024 || !idPattern.MatchString(id) || id == "." || id == ".." || strings.Contains(id, "..") {
+		return fmt.Errorf("container id %q: only letters, digits, '_', '+', '-' and '.' (not '..'), starting with a letter or digit: %w", id, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Dir returns the state directory of id.
+func (s *Store) Dir(id string) string { return filepath.Join(s.Root, id) }
+
+// FifoPath is the exec fifo of id.
+func (s *Store) FifoPath(id string) string { return filepath.Join(s.Dir(id), fifoFile) }
+
+// Reserve creates the state directory of a new container with its exec
+// fifo. It fails with ErrAlreadyExists when the id is in use.
+func (s *Store) Reserve(id string) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.Root, 0o711); err != nil {
+		return fmt.Errorf("create state root %s: %w", s.Root, err)
+	}
+	if err := os.Mkdir(s.Dir(id), 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("container %q: %w", id, errdefs.ErrAlreadyExists)
+		}
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	if err := unix.Mkfifo(s.FifoPath(id), 0o600); err != nil {
+		os.RemoveAll(s.Dir(id))
+		return fmt.Errorf("create exec fifo: %w", err)
+	}
+	return nil
+}
+
+// Lock takes the container's exclusive lock; the returned func releases it.
+func (s *Store) Lock(id string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.Dir(id), lockFile), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
+		}
+		return nil, fmt.Errorf("lock container %q: %w", id, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock container %q: %w", id, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Save writes c atomically.
+func (s *Store) Save(c *Container) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.Dir(c.ID), stateFile+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(s.Dir(c.ID), stateFile)); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}
+
+// Load reads the state of id.
+func (s *Store) Load(id string) (*Container, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(s.Dir(id), stateFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("container %q does not exist: %w", id, errdefs.ErrNotFound)
+		}
+		return nil, fmt.Errorf("read state of %q: %w", id, err)
+	}
+	var c Container
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("state of %q is corrupt: %w", id, err)
+	}
+	return &c, nil
+}
+
+// Remove deletes the state directory of id.
+func (s *Store) Remove(id string) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	return os.RemoveAll(s.Dir(id))
+}
+
+// List returns the ids that have a state.json, sorted.
+func (s *Store) List() ([]string, error) {
+	ents, err := os.ReadDir(s.Root)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read state root: %w", err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if !e.IsDir() || ValidateID(e.Name()) != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(s.Root, e.Name(), stateFile)); err == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// Status derives the container's status: stopped when its init is gone or
+// a zombie; created while the exec fifo exists; paused when frozen (the
+// caller passes frozen); otherwise running.
+func (s *Store) Status(c *Container, frozen bool) string {
+	if !ProcessAlive(c.Pid, c.PidStartTime) {
+		return Stopped
+	}
+	if !c.Started {
+		if _, err := os.Stat(s.FifoPath(c.ID)); err == nil {
+			return Created
+		}
+	}
+	if frozen {
+		return Paused
+	}
+	return Running
+}
+
+// ProcessAlive reports whether pid runs and is the process that started at
+// startTime (clock ticks since boot, field 22 of /proc/PID/stat); zombies
+// count as dead.
+func ProcessAlive(pid int, startTime uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, state, err := StartTime(pid)
+	if err != nil {
+		return false
+	}
+	if state == 'Z' || state == 'X' {
+		return false
+	}
+	return startTime == 0 || st == startTime
+}
+
+// StartTime returns the start time and state letter of pid from /proc.
+func StartTime(pid int) (uint64, byte, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	// comm may contain spaces and parentheses: fields start after the last ')'.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 20 {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	st, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
+	}
+	return st, f[0][0], nil
+}
