@@ -15,7 +15,7 @@ deps: ## install every Debian package and Go tool the build and tests need (idem
 	@bash scripts/deps.sh
 
 build: ## build the binaries into bin/
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/gantry-oci ./cmd/gantry-oci
+	$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN)/gantry-oci ./cmd/gantry-oci
 
 test: deps build lint ## everything CI runs: lint, unit, root integration, conformance
 	$(GO) test -count=1 ./...

@@ -20,6 +20,11 @@ const (
 	templateDir = "_build/rootfs"
 	lockFile    = "_build/rootfs.lock"
 	busyboxDyn  = "_build/busybox-dyn/bin/busybox"
+	versionFile = "_build/rootfs.version"
+
+	// templateVersion changes whenever populate makes a different tree, so
+	// that an old template is rebuilt.
+	templateVersion = "3"
 )
 
 // Host paths the template is made from.
@@ -126,7 +131,8 @@ func BuildRootfs() (string, error) {
 		return "", fmt.Errorf("build probe: %w", err)
 	}
 	if old, err := os.ReadFile(filepath.Join(dst, "probe")); err == nil && bytes.Equal(old, newProbe) {
-		if _, err := os.Stat(filepath.Join(dst, "bin", "busybox")); err == nil {
+		v, _ := os.ReadFile(filepath.Join(root, versionFile))
+		if _, err := os.Stat(filepath.Join(dst, "bin", "busybox")); err == nil && string(v) == templateVersion {
 			return dst, nil
 		}
 	}
@@ -145,13 +151,16 @@ func BuildRootfs() (string, error) {
 	if err := os.Rename(tmp, dst); err != nil {
 		return "", fmt.Errorf("install template %s: %w", dst, err)
 	}
+	if err := os.WriteFile(filepath.Join(root, versionFile), []byte(templateVersion), 0o644); err != nil {
+		return "", fmt.Errorf("write %s: %w", versionFile, err)
+	}
 	return dst, nil
 }
 
 func populate(root, dir, probe string) error {
 	for _, d := range []struct {
 		path string
-		mode os.FileMode
+		mode uint32
 	}{
 		{"bin", 0o755}, {"etc", 0o755}, {"proc", 0o755}, {"sys", 0o755},
 		{"dev", 0o755}, {"tmp", 0o1777}, {"root", 0o700}, {"run", 0o755},
@@ -161,7 +170,9 @@ func populate(root, dir, probe string) error {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", p, err)
 		}
-		if err := os.Chmod(p, d.mode); err != nil { // MkdirAll is subject to the umask
+		// unix.Chmod takes the raw mode (os.Chmod would drop the sticky
+		// bit of 0o1777); MkdirAll is subject to the umask.
+		if err := unix.Chmod(p, d.mode); err != nil {
 			return fmt.Errorf("chmod %s: %w", p, err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"sort"
 	"strconv"
@@ -469,7 +470,40 @@ func readRlimits(r *report.Report) error {
 		}
 		r.Rlimits[name] = report.Rlimit{Soft: lim.Cur, Hard: lim.Max}
 	}
+	// The Go runtime raises its own soft RLIMIT_NOFILE to hard-1 at
+	// start-up and restores it only in the children it starts. When that
+	// happened, ask a non-Go child (cat from the rootfs) what it got.
+	if lim := r.Rlimits["RLIMIT_NOFILE"]; lim.Hard > 0 && lim.Soft == lim.Hard-1 {
+		soft, err := childNofile()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("RLIMIT_NOFILE soft limit may be the Go runtime's: %w", err))
+		} else {
+			lim.Soft = soft
+			r.Rlimits["RLIMIT_NOFILE"] = lim
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// childNofile returns the soft RLIMIT_NOFILE that /bin/cat, a child, sees.
+func childNofile() (uint64, error) {
+	out, err := exec.Command("/bin/cat", "/proc/self/limits").Output()
+	if err != nil {
+		return 0, fmt.Errorf("run /bin/cat /proc/self/limits: %w", err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(l, "Max open files"); ok {
+			f := strings.Fields(rest)
+			if len(f) < 1 {
+				break
+			}
+			if f[0] == "unlimited" {
+				return unix.RLIM_INFINITY, nil
+			}
+			return strconv.ParseUint(f[0], 10, 64)
+		}
+	}
+	return 0, errors.New("no \"Max open files\" line in /proc/self/limits")
 }
 
 func readNamespaces(r *report.Report) error {

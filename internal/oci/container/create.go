@@ -90,6 +90,7 @@ func (c *creation) undo() {
 // Create builds the container up to the point where its init waits for
 // "start". On error nothing is left behind: no state, cgroup or process.
 func (r *Runtime) Create(ctx context.Context, o CreateOptions) (*state.Container, error) {
+	tracef("create: start")
 	if err := state.ValidateID(o.ID); err != nil {
 		return nil, err
 	}
@@ -121,6 +122,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (*state.Container
 	if err := r.Store.Reserve(o.ID); err != nil {
 		return nil, err
 	}
+	tracef("create: config loaded, id reserved")
 	cr := &creation{r: r, id: o.ID, spec: s, bundle: bundle}
 	c, err := r.create(ctx, cr, o, s, bundle, rootfs)
 	if err != nil {
@@ -152,12 +154,14 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	}
 	cr.cg = cg
 
-	self, err := sealedSelf()
+	tracef("create: cgroup manager")
+	self, err := protectedSelf()
 	if err != nil {
 		return nil, err
 	}
 	defer self.Close()
 
+	tracef("create: sealed binary")
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -219,7 +223,7 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/fd/" + strconv.Itoa(int(self.Fd())),
 		Args:       []string{"gantry-oci", "init"},
-		Env:        []string{nsexec.EnvInitFD + "=" + strconv.Itoa(sockFD)},
+		Env:        initEnv(sockFD),
 		Stdin:      stdio(o.Stdin, os.Stdin),
 		Stdout:     stdio(o.Stdout, os.Stdout),
 		Stderr:     stdio(o.Stderr, os.Stderr),
@@ -230,6 +234,7 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	}
 	childSock.Close()
 	cr.pids = append(cr.pids, cmd.Process.Pid)
+	tracef("create: bootstrap started")
 	waited := false
 	defer func() {
 		if !waited && boot.Fork {
@@ -244,6 +249,7 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 			return nil, fmt.Errorf("linux.cgroupsPath %q: %w", s.Linux.CgroupsPath, err)
 		}
 	}
+	tracef("create: cgroup applied")
 
 	rd := bufio.NewReader(parentSock)
 	pid, err := nsexec.Drive(parentSock, rd, boot, func(pid int) error {
@@ -253,6 +259,7 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 		return nil, err
 	}
 	cr.pids = append(cr.pids, pid)
+	tracef("create: bootstrap done")
 	if boot.Fork {
 		waited = true
 		if err := cmd.Wait(); err != nil {
@@ -273,6 +280,7 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	if _, err := expect(dec, msgHooks); err != nil {
 		return nil, err
 	}
+	tracef("create: init mounted rootfs")
 	cr.hooksBegun = true
 	if s.Hooks != nil {
 		st := hookState(o.ID, s, bundle, pid, state.Created)
@@ -289,8 +297,9 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	if _, err := expect(dec, msgReady); err != nil {
 		return nil, err
 	}
-	if cg != nil && s.Linux.Resources != nil {
-		if err := cg.Set(s.Linux.Resources); err != nil {
+	tracef("create: init ready")
+	if res := deviceResources(s.Linux.Resources, s.Linux.Devices); cg != nil && res != nil {
+		if err := cg.Set(res); err != nil {
 			return nil, fmt.Errorf("linux.resources: %w", err)
 		}
 	}
@@ -312,6 +321,7 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	if err := r.Store.Save(c); err != nil {
 		return nil, err
 	}
+	tracef("create: resources set, state saved")
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {
 			return nil, err
@@ -448,4 +458,12 @@ func killCgroup(cg cgroup.Manager) {
 		}
 		time.Sleep(time.Duration(i+1) * 5 * time.Millisecond)
 	}
+}
+
+func initEnv(sockFD int) []string {
+	env := []string{nsexec.EnvInitFD + "=" + strconv.Itoa(sockFD)}
+	if traceOn {
+		env = append(env, "GANTRY_OCI_TRACE=1")
+	}
+	return env
 }

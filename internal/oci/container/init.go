@@ -39,6 +39,7 @@ func Init() error {
 		return fmt.Errorf("init: %s not set: gantry-oci init is started by gantry-oci create", nsexec.EnvInitFD)
 	}
 	os.Unsetenv(nsexec.EnvInitFD)
+	os.Unsetenv("GANTRY_OCI_TRACE")
 	// The container must never see the runtime's memory or files.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	sock := os.NewFile(uintptr(fd), "init-sock")
@@ -50,6 +51,7 @@ func Init() error {
 		return fmt.Errorf("init: read config: %v", err)
 	}
 	cfg := m.Config
+	tracef("init: config received")
 	// Every fd past the preserved ones closes on exec, before anything
 	// (the cwd included) is resolved in the container.
 	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
@@ -87,6 +89,7 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 			return err
 		}
 	}
+	tracef("init: rootfs prepared")
 	if err := send(enc, message{Type: msgHooks}); err != nil {
 		return fmt.Errorf("report to runtime: %w", err)
 	}
@@ -120,6 +123,7 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 			}
 		}
 	}
+	// sysctls before Finalize: it makes /proc/sys read-only.
 	for k, v := range s.Linux.Sysctl {
 		path := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
 		if err := os.WriteFile(path, []byte(v), 0); err != nil {
@@ -131,6 +135,7 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 			return err
 		}
 	}
+	tracef("init: pivoted and finalized")
 	if cfg.ConsoleFD >= 0 {
 		if err := setupConsole(cfg.ConsoleFD, p); err != nil {
 			return err
@@ -173,7 +178,7 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 	if err := label.ApplyProcess(p.ApparmorProfile, p.SelinuxLabel); err != nil {
 		return err
 	}
-	env := p.Env
+	env := withHome(p.Env, p.User.UID)
 	sc := s.Linux.Seccomp
 	if sc != nil && !p.NoNewPrivileges {
 		if err := loadSeccomp(cfg, sc); err != nil {
@@ -212,6 +217,7 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 			return fmt.Errorf("process.execCPUAffinity.final: %w", err)
 		}
 	}
+	tracef("init: process set up")
 	if err := send(enc, message{Type: msgReady}); err != nil {
 		return fmt.Errorf("report ready: %w", err)
 	}
@@ -234,6 +240,7 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 			os.Exit(1)
 		}
 	}
+	tracef("init: exec")
 	err = unix.Exec(path, p.Args, env)
 	fmt.Fprintf(os.Stderr, "gantry-oci: exec %s: %v\n", path, err)
 	os.Exit(127)
@@ -264,6 +271,9 @@ func setupConsole(fd int, p *specs.Process) error {
 	}
 	if err := console.SendFd(conn, master.Name(), master); err != nil {
 		return fmt.Errorf("send pty master to console socket: %w", err)
+	}
+	if err := bindConsole(slave); err != nil {
+		return err
 	}
 	if err := console.SetupSlave(slave); err != nil {
 		return fmt.Errorf("process.terminal: %w", err)
@@ -338,4 +348,50 @@ func lookPath(name string, env []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("exec %q: executable file not found in $PATH", name)
+}
+
+// bindConsole makes /dev/console the container's pty, as runc does, when
+// the container has a /dev of its own.
+func bindConsole(slave string) error {
+	fi, err := os.Lstat("/dev/console")
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("/dev/console: %w", err)
+		}
+		f, err := os.OpenFile("/dev/console", os.O_CREATE|os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			if errors.Is(err, unix.EROFS) {
+				return nil
+			}
+			return fmt.Errorf("create /dev/console: %w", err)
+		}
+		f.Close()
+	} else if fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("/dev/console is a symlink")
+	}
+	if err := unix.Mount(slave, "/dev/console", "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s on /dev/console: %w", slave, err)
+	}
+	return nil
+}
+
+// withHome adds HOME from the container's /etc/passwd (or "/") when env
+// has none, as runc does and as programs expect.
+func withHome(env []string, uid uint32) []string {
+	for _, e := range env {
+		if strings.HasPrefix(e, "HOME=") {
+			return env
+		}
+	}
+	home := "/"
+	if data, err := os.ReadFile("/etc/passwd"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Split(line, ":")
+			if len(f) >= 6 && f[2] == strconv.FormatUint(uint64(uid), 10) && f[5] != "" {
+				home = f[5]
+				break
+			}
+		}
+	}
+	return append(append([]string{}, env...), "HOME="+home)
 }

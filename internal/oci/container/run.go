@@ -55,6 +55,7 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 		r.Delete(ctx, o.ID, true)
 		return -1, err
 	}
+	tracef("run: started")
 	if detach {
 		return 0, nil
 	}
@@ -101,9 +102,11 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 			case ws.Signaled():
 				code = 128 + int(ws.Signal())
 			}
+			tracef("run: init exited")
 			if err := r.Delete(ctx, o.ID, true); err != nil {
 				return code, err
 			}
+			tracef("run: deleted")
 			return code, nil
 		}
 	}

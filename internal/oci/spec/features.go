@@ -116,9 +116,17 @@ func knownSeccompFlags() []string {
 	return known
 }
 
-// buildVersion is gantry-oci's version: the main module's version from the
-// build information, or "dev" for a build outside a module version.
+// version, when set at link time (-ldflags "-X
+// github.com/gantry-project/gantry/internal/oci/spec.version=v1.2.3"), is the
+// version Features reports.
+var version string
+
+// buildVersion is gantry-oci's version: the link-time version, else the
+// main module's version from the build information, else "dev".
 func buildVersion() string {
+	if version != "" {
+		return version
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}

@@ -176,7 +176,7 @@ func (v *validator) netDevices() error {
 		return nil
 	}
 	if !v.private(specs.NetworkNamespace) {
-		return invalidf("linux.netDevices", "needs a network namespace of the container's own in linux.namespaces")
+		return invalidf("linux.netDevices", "needs its own network namespace in linux.namespaces")
 	}
 	names := map[string]string{}
 	for _, host := range sortedKeys(nd) {
@@ -298,7 +298,7 @@ func (v *validator) sysctl() error {
 			return invalidf(field, "not a namespaced sysctl: setting it would change the host")
 		}
 		if !v.private(need) {
-			return invalidf(field, "needs a %s namespace of the container's own in linux.namespaces", need)
+			return invalidf(field, "needs its own %s namespace in linux.namespaces", need)
 		}
 	}
 	return nil
@@ -405,7 +405,7 @@ func (v *validator) intelRdt() error {
 	}
 	if !resctrlMounted() {
 		return &fieldError{field: "linux.intelRdt", kind: errdefs.ErrFailedPrecondition,
-			err: errors.New("Intel RDT needs a mounted resctrl file system (mount -t resctrl resctrl /sys/fs/resctrl), and none is mounted")}
+			err: errors.New("needs a mounted resctrl file system (mount -t resctrl resctrl /sys/fs/resctrl), and none is mounted")}
 	}
 	return nil
 }
@@ -435,7 +435,7 @@ func (v *validator) memoryPolicy() error {
 		return invalidf("linux.memoryPolicy.nodes", "required for %s", mp.Mode)
 	case mp.Nodes != "":
 		if _, err := sched.ParseCPUList(mp.Nodes); err != nil {
-			return invalid("linux.memoryPolicy.nodes", err)
+			return invalidf("linux.memoryPolicy.nodes", "%q is not a node list such as 0-3,7", mp.Nodes)
 		}
 	}
 	var static, relative bool

@@ -46,6 +46,8 @@ func TestLoad(t *testing.T) {
 		{name: "empty file", config: " ", rootfs: true, want: "config.json: invalid JSON", kind: errdefs.ErrInvalidArgument},
 		{name: "type error", config: "{\"ociVersion\":\"1.0.0\",\n\"process\":{\"args\":[1]}}", rootfs: true,
 			want: "config.json: process.args", kind: errdefs.ErrInvalidArgument, contain: "at line 2"},
+		{name: "not an object", config: "[]", rootfs: true, want: "config.json: the config must be a JSON object", kind: errdefs.ErrInvalidArgument},
+		{name: "null", config: "null", rootfs: true, want: "config.json: ociVersion: required", kind: errdefs.ErrInvalidArgument},
 		{name: "major version", config: `{"ociVersion":"2.0.0","root":{"path":"rootfs"},"process":{"args":["sh"],"cwd":"/"}}`, rootfs: true,
 			want: "config.json: ociVersion: unsupported major version 2 (want 1.x)", kind: errdefs.ErrInvalidArgument},
 		{name: "rlimit", config: `{"ociVersion":"1.0.0","root":{"path":"rootfs"},"process":{"args":["sh"],"cwd":"/","rlimits":[{"type":"RLIMIT_CORE","hard":1,"soft":1},{"type":"RLIMIT_FOO","hard":1,"soft":1}]}}`, rootfs: true,

@@ -14,7 +14,13 @@ import (
 
 // process checks the process object, which create needs.
 func (v *validator) process() error {
-	p := v.s.Process
+	return ValidateProcess(v.s.Process)
+}
+
+// ValidateProcess checks a process object on its own, as config.json's
+// process or as the process.json of `gantry-oci exec --process`. Errors name
+// the field as "process.<field>" and wrap errdefs.ErrInvalidArgument.
+func ValidateProcess(p *specs.Process) error {
 	if p == nil {
 		return invalidf("process", "required")
 	}
@@ -46,10 +52,10 @@ func (v *validator) process() error {
 	if u := p.User.Umask; u != nil && *u > 0o777 {
 		return invalidf("process.user.umask", "%#o is not a permission mask (max 0777)", *u)
 	}
-	if err := v.rlimits(p.Rlimits); err != nil {
+	if err := checkRlimits(p.Rlimits); err != nil {
 		return err
 	}
-	if err := v.capabilities(p.Capabilities); err != nil {
+	if err := checkCapabilities(p.Capabilities); err != nil {
 		return err
 	}
 	if a := p.OOMScoreAdj; a != nil && (*a < -1000 || *a > 1000) {
@@ -82,7 +88,7 @@ func (v *validator) process() error {
 	return nil
 }
 
-func (v *validator) rlimits(rls []specs.POSIXRlimit) error {
+func checkRlimits(rls []specs.POSIXRlimit) error {
 	seen := make(map[string]int, len(rls))
 	for i, rl := range rls {
 		field := fmt.Sprintf("process.rlimits[%d]", i)
@@ -103,7 +109,7 @@ func (v *validator) rlimits(rls []specs.POSIXRlimit) error {
 	return nil
 }
 
-func (v *validator) capabilities(c *specs.LinuxCapabilities) error {
+func checkCapabilities(c *specs.LinuxCapabilities) error {
 	if c == nil {
 		return nil
 	}
@@ -138,7 +144,7 @@ func (v *validator) hostnames() error {
 			continue
 		}
 		if !v.private(specs.UTSNamespace) {
-			return invalidf(f.field, "setting it needs a uts namespace of the container's own in linux.namespaces")
+			return invalidf(f.field, "setting it needs the container's own uts namespace in linux.namespaces")
 		}
 		if len(f.value) > 64 {
 			return invalidf(f.field, "%q is longer than 64 bytes", f.value)

@@ -40,7 +40,12 @@ func invalidf(field, format string, args ...any) error {
 }
 
 // invalid reports an invalid field with the error a validator returned.
+// Validators of the linux packages often name the field already
+// ("process.scheduler.policy: ..."); the field is then not repeated.
 func invalid(field string, err error) error {
+	if msg := err.Error(); strings.HasPrefix(msg, field) && len(msg) > len(field) && strings.ContainsRune(".[:", rune(msg[len(field)])) {
+		field = ""
+	}
 	return &fieldError{field: field, kind: errdefs.ErrInvalidArgument, err: err}
 }
 
@@ -89,11 +94,10 @@ func decode(data []byte) (*specs.Spec, error) {
 		return nil, invalidf("", "invalid JSON at line %d, column %d: %s", line, col, syn.Error())
 	case errors.As(err, &typ):
 		line, col := position(data, typ.Offset)
-		field := typ.Field
-		if field == "" {
-			field = "(top level)"
+		if typ.Field == "" {
+			return nil, invalidf("", "the config must be a JSON object, not %s (line %d, column %d)", typ.Value, line, col)
 		}
-		return nil, invalidf(field, "cannot use JSON %s as %s at line %d, column %d", typ.Value, typ.Type, line, col)
+		return nil, invalidf(typ.Field, "cannot use JSON %s as %s at line %d, column %d", typ.Value, typ.Type, line, col)
 	default:
 		return nil, invalidf("", "invalid JSON: %s", err.Error())
 	}

@@ -79,7 +79,10 @@ func runValidateCases(t *testing.T, cases []validateCase) {
 			}
 			msg := err.Error()
 			t.Log(msg)
-			if !strings.HasPrefix(msg, tc.field+": ") {
+			// Validators of the linux packages may name a subfield:
+			// "process.scheduler.policy: ..." for field process.scheduler.
+			if !strings.HasPrefix(msg, tc.field) || len(msg) == len(tc.field) ||
+				!strings.HasPrefix(msg[len(tc.field):], ": ") && !strings.ContainsRune(".[", rune(msg[len(tc.field)])) {
 				t.Errorf("error %q does not start with %q", msg, tc.field+": ")
 			}
 			if strings.Contains(msg, "\n") {
@@ -465,6 +468,27 @@ func TestValidateIntelRdt(t *testing.T) {
 	})
 }
 
+func TestValidateNil(t *testing.T) {
+	if err := Validate(nil, t.TempDir()); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("Validate(nil) = %v, want an invalid-argument error", err)
+	}
+}
+
+func TestValidateProcessAlone(t *testing.T) {
+	if err := ValidateProcess(Example().Process); err != nil {
+		t.Errorf("ValidateProcess(example process): %v", err)
+	}
+	p := Example().Process
+	p.Cwd = "relative"
+	err := ValidateProcess(p)
+	if err == nil || !strings.HasPrefix(err.Error(), "process.cwd: ") || !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("ValidateProcess(relative cwd) = %v, want a process.cwd error", err)
+	}
+	if err := ValidateProcess(nil); err == nil || !strings.HasPrefix(err.Error(), "process: ") {
+		t.Errorf("ValidateProcess(nil) = %v, want a process error", err)
+	}
+}
+
 func TestSemver(t *testing.T) {
 	for _, tc := range []struct {
 		in    string
@@ -507,5 +531,29 @@ func writeFile(t *testing.T, path string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestValidateNamespaceKernelSupport(t *testing.T) {
+	// A fake /proc/self/ns listing every type but time: a kernel without
+	// time namespaces.
+	dir := t.TempDir()
+	for typ, file := range nsFiles {
+		if typ != specs.TimeNamespace {
+			writeFile(t, filepath.Join(dir, file))
+		}
+	}
+	old := procSelfNS
+	procSelfNS = dir
+	t.Cleanup(func() { procSelfNS = old })
+
+	s, bundle := newBundle(t)
+	if err := Validate(s, bundle); err != nil {
+		t.Fatalf("Validate without time namespace: %v", err)
+	}
+	withNS(s, specs.TimeNamespace, "")
+	err := Validate(s, bundle)
+	if err == nil || !strings.HasPrefix(err.Error(), "linux.namespaces[6].type: ") || !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("Validate with time namespace on a kernel without = %v, want a failed-precondition error on linux.namespaces[6].type", err)
 	}
 }

@@ -25,14 +25,40 @@ type check struct {
 	outcome     outcome
 }
 
-// stream is what one TAP stream reported.
-type stream struct {
-	checks []check
-	// plan is the N of the last "1..N" line, or -1 when there was none.
+// segment is one TAP document: a validation executable may print several,
+// each starting with "TAP version 13" (linux_cgroups_cpus prints a second,
+// empty one for cgroup v2).
+type segment struct {
+	// plan is the N of the segment's "1..N" line, or -1 when there was none.
 	plan int
+	// checks is the number of test lines in the segment.
+	checks int
+}
+
+// stream is what the output of one validation executable reported.
+type stream struct {
+	checks   []check
+	segments []segment
 	// bailOut holds the reason of a "Bail out!" line, if any.
 	bailOut string
 	bailed  bool
+}
+
+// planProblem describes how the stream broke its plans, or returns "" when
+// every segment that printed checks also printed a plan that matches them.
+// Output with no checks and no plan is no problem: some executables (e.g.
+// process_rlimits_fail) only report, by their exit status, that the runtime
+// refused a config, and print nothing.
+func (s stream) planProblem() string {
+	for _, seg := range s.segments {
+		switch {
+		case seg.plan < 0 && seg.checks > 0:
+			return fmt.Sprintf("printed %d checks without a TAP plan", seg.checks)
+		case seg.plan >= 0 && seg.plan != seg.checks:
+			return fmt.Sprintf("plan 1..%d but %d checks reported", seg.plan, seg.checks)
+		}
+	}
+	return ""
 }
 
 var (
@@ -46,17 +72,29 @@ var (
 // TAP printed by runtimetest inside the container and must not be counted
 // twice.
 func parseTAP(r io.Reader) (stream, error) {
-	s := stream{plan: -1}
+	var s stream
+	cur := func() *segment {
+		if len(s.segments) == 0 {
+			s.segments = append(s.segments, segment{plan: -1})
+		}
+		return &s.segments[len(s.segments)-1]
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.HasPrefix(line, "TAP version ") {
+			if len(s.segments) > 0 && (cur().plan >= 0 || cur().checks > 0) {
+				s.segments = append(s.segments, segment{plan: -1})
+			}
+			continue
+		}
 		if m := planLine.FindStringSubmatch(line); m != nil {
 			n, err := strconv.Atoi(m[1])
 			if err != nil {
 				return s, fmt.Errorf("parse plan %q: %w", line, err)
 			}
-			s.plan = n
+			cur().plan = n
 			continue
 		}
 		if strings.HasPrefix(line, "Bail out!") {
@@ -102,6 +140,7 @@ func parseTAP(r io.Reader) (stream, error) {
 		}
 		c.description = desc
 		s.checks = append(s.checks, c)
+		cur().checks++
 	}
 	if err := sc.Err(); err != nil {
 		return s, fmt.Errorf("read TAP: %w", err)

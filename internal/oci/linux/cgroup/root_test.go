@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -104,7 +105,16 @@ func TestManagerLifecycleRoot(t *testing.T) {
 	if mgr.Exists() {
 		t.Fatalf("Exists before Apply")
 	}
-	cmd := startSleeper(t, nil)
+	// The child waits on stdin, then execs sleep: the exec's fresh pages are
+	// charged to the new memory cgroup (v1 does not move old charges).
+	cmd := exec.Command("/bin/busybox", "sh", "-c", "read x; exec /bin/busybox sleep 100")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start child: %v", err)
+	}
 	// Registered after the child's kill, so it runs first: thaw, kill, remove.
 	t.Cleanup(func() {
 		_ = mgr.Thaw()
@@ -117,6 +127,15 @@ func TestManagerLifecycleRoot(t *testing.T) {
 	pid := cmd.Process.Pid
 	if err := mgr.Apply(pid); err != nil {
 		t.Fatalf("Apply: %v", err)
+	}
+	if _, err := stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 500; i++ { // wait for the exec (no timing assertion)
+		if c, _ := os.ReadFile(filepath.Join("/proc", itoa(int64(pid)), "cmdline")); strings.HasPrefix(string(c), "/bin/busybox\x00sleep") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	own, err := os.ReadFile(filepath.Join("/proc", itoa(int64(pid)), "cgroup"))
 	if err != nil {

@@ -168,17 +168,27 @@ func (p *preparer) checkTarget(dest string, target *os.File, typ string, bind bo
 		return err
 	}
 	if typ == "proc" || typ == "sysfs" {
-		// Never mount proc or sysfs through a symlink.
+		// proc and sysfs go on an ordinary directory, never through a
+		// symlink in the last path element.
+		last, err := p.root.open(dest, unix.O_PATH|unix.O_NOFOLLOW)
+		if err != nil {
+			return err
+		}
 		var st unix.Stat_t
-		if err := unix.Fstatat(int(target.Fd()), "", &st, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return fmt.Errorf("%s destination %s is not a directory: %w", typ, target.Name(), errdefs.ErrInvalidArgument)
+		err = unix.Fstat(int(last.Fd()), &st)
+		last.Close()
+		if err != nil {
+			return &os.PathError{Op: "stat", Path: target.Name(), Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("%s must be mounted on an ordinary directory, %s is not one: %w", typ, target.Name(), errdefs.ErrInvalidArgument)
 		}
 	}
 	return checkProcTarget(dest, target, typ, bind)
 }
 
 // afterMount reopens the new mount at dest, checks it is inside the root,
-// then applies the bind remount (when remountSrc is set), the propagation
+// then applies the bind remount (when bindSrc is set), the propagation
 // options and the recursive attributes.
 func (p *preparer) afterMount(dest string, mo MountOptions, bindSrc string) error {
 	mnt, err := p.root.open(dest, unix.O_PATH)
@@ -261,7 +271,7 @@ func (p *preparer) bindMount(src, dest string, mo MountOptions, idmap bool, m sp
 	st, err := os.Stat(src)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("bind source %w: %w", err, errdefs.ErrNotFound)
+			return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
 		}
 		return fmt.Errorf("bind source: %w", err)
 	}

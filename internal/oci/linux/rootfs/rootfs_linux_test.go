@@ -153,14 +153,14 @@ func runScenario(t *testing.T, name string) {
 		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}}
 		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}}
 	}
+	if sc.after != nil {
+		t.Cleanup(func() { sc.after(t, dir) })
+	}
 	err := cmd.Run()
 	if err != nil || !strings.Contains(out.String(), "OK") {
 		t.Fatalf("scenario %s: %v\n%s", name, err, out.String())
 	}
 	t.Log(strings.TrimSpace(out.String()))
-	if sc.after != nil {
-		sc.after(t, dir)
-	}
 }
 
 func baseConfig(dir string, mounts ...specs.Mount) *Config {
@@ -251,6 +251,24 @@ func (c *checker) link(path, want string) {
 	}
 }
 
+// mountinfoHas checks that the mountinfo line of mountpoint holds s.
+func (c *checker) mountinfoHas(mountpoint, s string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		c.errorf("read mountinfo: %v", err)
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == mountpoint {
+			if !strings.Contains(line, s) {
+				c.errorf("mount %s: %q lacks %q", mountpoint, line, s)
+			}
+			return
+		}
+	}
+	c.errorf("mount %s not found", mountpoint)
+}
+
 // checkNewRoot verifies the process sees the container root only.
 func (c *checker) checkNewRoot() {
 	if wd, err := os.Getwd(); err != nil || wd != "/" {
@@ -279,6 +297,11 @@ func (c *checker) checkNewRoot() {
 
 // --- scenarios ---
 
+// escapeName is a name unique to one run of the escape scenario.
+func escapeName(dir string) string {
+	return "gantry-escape-" + filepath.Base(filepath.Dir(dir))
+}
+
 func init() {
 	scenarios["escape"] = scenario{
 		setup: func(dir string) error {
@@ -297,7 +320,7 @@ func init() {
 			return nil
 		},
 		config: func(dir string) *Config {
-			name := "gantry-escape-" + filepath.Base(dir)
+			name := escapeName(dir)
 			return baseConfig(dir,
 				specs.Mount{Destination: "/evil1/" + name + "-a", Type: "tmpfs", Source: "tmpfs"},
 				specs.Mount{Destination: "/evil2/" + name + "-b", Type: "bind", Source: filepath.Join(dir, "src"), Options: []string{"bind"}},
@@ -308,7 +331,7 @@ func init() {
 		},
 		prepared: func(c *Config) error {
 			var ck checker
-			name := "gantry-escape-" + filepath.Base(filepath.Dir(c.Rootfs))
+			name := escapeName(filepath.Dir(c.Rootfs))
 			for _, p := range []string{"/" + name + "-a", "/" + name + "-b", "/etc/" + name + "-c", "/tmp/" + name + "-d", "/" + name + "-e"} {
 				ck.absent(p)
 			}
@@ -325,7 +348,7 @@ func init() {
 			return ck.err()
 		},
 		after: func(t *testing.T, dir string) {
-			name := "gantry-escape-" + filepath.Base(dir)
+			name := escapeName(dir)
 			for _, p := range []string{"/" + name + "-a", "/" + name + "-b", "/etc/" + name + "-c", "/tmp/" + name + "-d", "/" + name + "-e"} {
 				if _, err := os.Lstat(p); err == nil {
 					os.Remove(p)
@@ -357,7 +380,7 @@ func init() {
 				specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "mode=1777", "size=65536k"}},
 				specs.Mount{Destination: "/mnt/ro", Type: "bind", Source: "src", Options: []string{"rbind", "ro", "nosuid"}},
 				specs.Mount{Destination: "/etc/bindfile", Source: filepath.Join(dir, "file"), Options: []string{"bind", "ro"}},
-				specs.Mount{Destination: "/mnt/rro", Source: "/work/../" + dir + "/src", Options: []string{"rbind", "rro"}},
+				specs.Mount{Destination: "/mnt/rro", Source: "/work/../" + dir + "/src", Options: []string{"rbind", "rro", "rshared"}},
 			)
 			c.Spec.Linux.Devices = []specs.LinuxDevice{
 				{Path: "/dev/mydev", Type: "c", Major: 1, Minor: 5, FileMode: fm(0o640), UID: u32(1000), GID: u32(1001)},
@@ -411,6 +434,7 @@ func init() {
 			ck.writeFails("/etc/bindfile", unix.EROFS)
 			ck.content("/mnt/rro/hello", "hi")
 			ck.writeFails("/mnt/rro/new", unix.EROFS)
+			ck.mountinfoHas("/mnt/rro", "shared:")
 
 			ck.device("/dev/null", unix.S_IFCHR, 1, 3, 0o666, 0, 0)
 			ck.device("/dev/zero", unix.S_IFCHR, 1, 5, 0o666, 0, 0)
@@ -445,7 +469,7 @@ func init() {
 		c.Spec.Root.Readonly = true
 		c.Spec.Linux.MaskedPaths = []string{"/proc/kcore", "/proc/version", "/proc/acpi", "/proc/does-not-exist", "/data/secretdir", "/data/secret.txt", "/nope/nope"}
 		c.Spec.Linux.ReadonlyPaths = []string{"/proc/sys", "/proc/sysrq-trigger", "/data/rodir", "/missing"}
-		c.Spec.Linux.RootfsPropagation = "rslave"
+		c.Spec.Linux.RootfsPropagation = "rshared"
 		return c
 	}
 	scenarios["masked"] = scenario{
@@ -484,6 +508,7 @@ func init() {
 			ck.writeFails("/proc/sys/kernel/hostname", unix.EROFS)
 			ck.readOnly("/", true)
 			ck.writeFails("/newfile", unix.EROFS)
+			ck.mountinfoHas("/", "shared:")
 			if err := os.WriteFile("/tmp/ok", []byte("x"), 0o644); err != nil {
 				ck.errorf("/tmp should stay writable: %v", err)
 			}
@@ -557,6 +582,20 @@ func init() {
 	scenarios["proc-not-proc"] = refuse([]string{"mounts[1]", "/proc"}, specs.Mount{Destination: "/proc", Type: "tmpfs", Source: "tmpfs"})
 	scenarios["proc-magic-link"] = refuse([]string{"mounts[1]", "/proc/self/exe"}, specs.Mount{Destination: "/proc/self/exe", Type: "bind", Source: "cpuinfo", Options: []string{"bind"}})
 	scenarios["missing-source"] = refuse([]string{"mounts[1].source", "no-such-dir"}, specs.Mount{Destination: "/mnt", Type: "bind", Source: "no-such-dir", Options: []string{"bind"}})
+
+	scenarios["sysfs-symlink"] = scenario{
+		setup: func(dir string) error {
+			rootfs := filepath.Join(dir, "rootfs")
+			if err := os.MkdirAll(filepath.Join(rootfs, "realsys"), 0o755); err != nil {
+				return err
+			}
+			return os.Symlink("/realsys", filepath.Join(rootfs, "linksys"))
+		},
+		config: func(dir string) *Config {
+			return baseConfig(dir, specs.Mount{Destination: "/linksys", Type: "sysfs", Source: "sysfs"})
+		},
+		wantErr: []string{"mounts[0]", "ordinary directory"},
+	}
 
 	scenarios["proc-bind-file"] = scenario{
 		setup: func(dir string) error {

@@ -33,7 +33,7 @@ var actions = map[specs.LinuxSeccompAction]struct {
 }{
 	specs.ActKill:        {libseccomp.ActKillThread, 1},
 	specs.ActKillThread:  {libseccomp.ActKillThread, 1},
-	specs.ActKillProcess: {libseccomp.ActKillThread, 3},
+	specs.ActKillProcess: {libseccomp.ActKillProcess, 3},
 	specs.ActTrap:        {libseccomp.ActTrap, 1},
 	specs.ActErrno:       {libseccomp.ActErrno, 1},
 	specs.ActTrace:       {libseccomp.ActTrace, 1},

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# bench.sh RUNTIME_A RUNTIME_B: compares the wall time of `RUNTIME run` of a
+# busybox bundle whose process is /bin/true. Runs are interleaved (A, B, A,
+# B, ...), BENCH_RUNS of each (default 30), each with a fresh container id
+# and its own --root. Prints both medians and the ratio A/B. Informational
+# only: it never fails on timing. Needs root.
+set -euo pipefail
+
+if [[ $# -ne 2 ]]; then
+	echo "usage: $0 RUNTIME_A RUNTIME_B" >&2
+	exit 2
+fi
+a="$1"
+b="$2"
+runs="${BENCH_RUNS:-30}"
+if ((runs < 1)); then
+	echo "bench.sh: BENCH_RUNS must be at least 1" >&2
+	exit 2
+fi
+for r in "$a" "$b"; do
+	if [[ ! -x "$r" ]]; then
+		echo "bench.sh: runtime $r: not an executable file" >&2
+		exit 2
+	fi
+done
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+work="$(mktemp -d /tmp/gantry-bench.XXXXXX)"
+cleanup() {
+	# Delete anything a failed run left, then the work tree.
+	for root in "$work"/root-*; do
+		[[ -d "$root" ]] || continue
+		rt="$a"
+		[[ "$root" == *-B-* ]] && rt="$b"
+		for id in $("$rt" --root "$root" list -q 2>/dev/null || true); do
+			"$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+		done
+	done
+	rmdir /sys/fs/cgroup/*/gantry-test /sys/fs/cgroup/gantry-test 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+(cd "$repo" && go run ./test/bundle/cmd/mkbundle "$work/bundle" /bin/true)
+
+# run_one RUNTIME LABEL N: prints the wall time of one run in nanoseconds.
+run_one() {
+	local rt="$1" label="$2" n="$3"
+	local root="$work/root-$label-$n" id="bench-$label-$n-$$"
+	local start end
+	start=$(date +%s%N)
+	if ! "$rt" --root "$root" run --bundle "$work/bundle" "$id" >/dev/null 2>"$work/err"; then
+		echo "bench.sh: $rt run $id failed: $(head -n1 "$work/err")" >&2
+		end=""
+	else
+		end=$(date +%s%N)
+	fi
+	"$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+	rm -rf "$root"
+	if [[ -n "$end" ]]; then
+		echo $((end - start))
+	fi
+	return 0
+}
+
+: >"$work/A"
+: >"$work/B"
+for ((i = 0; i < runs; i++)); do
+	run_one "$a" A "$i" >>"$work/A"
+	run_one "$b" B "$i" >>"$work/B"
+done
+
+# median FILE: the median of the numbers in FILE, in nanoseconds.
+median() {
+	sort -n "$1" | awk '{v[NR] = $1} END {
+		if (NR == 0) { print "NaN"; exit }
+		if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2)
+	}'
+}
+ma=$(median "$work/A")
+mb=$(median "$work/B")
+na=$(wc -l <"$work/A")
+nb=$(wc -l <"$work/B")
+awk -v a="$a" -v b="$b" -v ma="$ma" -v mb="$mb" -v na="$na" -v nb="$nb" 'BEGIN {
+	printf "A %s: median %.2f ms over %d runs\n", a, ma / 1e6, na
+	printf "B %s: median %.2f ms over %d runs\n", b, mb / 1e6, nb
+	if (ma == "NaN" || mb == "NaN" || mb == 0) print "ratio A/B: n/a"
+	else printf "ratio A/B: %.3f\n", ma / mb
+}'
