@@ -17,16 +17,19 @@ deps: ## install every Debian package and Go tool the build and tests need (idem
 build: ## build the binaries into bin/
 	$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN)/gantry-oci ./cmd/gantry-oci
 
-test: deps build lint ## everything CI runs: lint, unit, root integration, conformance
-	$(GO) test -count=1 ./...
-	GANTRY_RUNTIME=$(CURDIR)/$(BIN)/gantry-oci $(GO) test -count=1 -p 1 ./test/...
+PKG_TESTS := ./internal/... ./cmd/... ./test/bundle/... ./test/probe/... ./test/conformance/...
+E2E_TESTS := ./test/integration/ ./test/clients/
+
+test: deps build lint ## everything CI runs: lint, unit and root package tests, end-to-end (own suite, containerd, podman), conformance
+	$(GO) test -count=1 -timeout 20m $(PKG_TESTS)
+	GANTRY_RUNTIME=$(CURDIR)/$(BIN)/gantry-oci $(GO) test -count=1 -p 1 -timeout 30m $(E2E_TESTS)
 	bash scripts/conformance.sh $(CURDIR)/$(BIN)/gantry-oci
 
 test-unit: ## unit and root package tests only
-	$(GO) test -count=1 ./internal/...
+	$(GO) test -count=1 $(PKG_TESTS)
 
-test-integration: build ## end-to-end tests of bin/gantry-oci (GANTRY_RUNTIME=/usr/sbin/runc to check them against runc)
-	GANTRY_RUNTIME=$${GANTRY_RUNTIME:-$(CURDIR)/$(BIN)/gantry-oci} $(GO) test -count=1 -p 1 -v ./test/...
+test-integration: build ## end-to-end tests of bin/gantry-oci (GANTRY_RUNTIME=$$(command -v runc) to check the tests against runc)
+	GANTRY_RUNTIME=$${GANTRY_RUNTIME:-$(CURDIR)/$(BIN)/gantry-oci} $(GO) test -count=1 -p 1 -v $(E2E_TESTS)
 
 conformance: deps build ## OCI runtime-tools validation suite against bin/gantry-oci
 	bash scripts/conformance.sh $(CURDIR)/$(BIN)/gantry-oci

@@ -2,8 +2,11 @@
 # bench.sh RUNTIME_A RUNTIME_B: compares the wall time of `RUNTIME run` of a
 # busybox bundle whose process is /bin/true. Runs are interleaved (A, B, A,
 # B, ...), BENCH_RUNS of each (default 30), each with a fresh container id
-# and its own --root. Prints both medians and the ratio A/B. Informational
-# only: it never fails on timing. Needs root.
+# and its own --root. Prints both medians and the ratio A/B.
+# Then it compares `RUNTIME exec ID /bin/true`: one long-running container
+# (busybox sleep 1000) per runtime, execs interleaved, BENCH_RUNS of each;
+# both containers are deleted at the end, also on failure.
+# Informational only: it never fails on timing. Needs root.
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -63,13 +66,6 @@ run_one() {
 	return 0
 }
 
-: >"$work/A"
-: >"$work/B"
-for ((i = 0; i < runs; i++)); do
-	run_one "$a" A "$i" >>"$work/A"
-	run_one "$b" B "$i" >>"$work/B"
-done
-
 # median FILE: the median of the numbers in FILE, in nanoseconds.
 median() {
 	sort -n "$1" | awk '{v[NR] = $1} END {
@@ -77,13 +73,72 @@ median() {
 		if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2)
 	}'
 }
-ma=$(median "$work/A")
-mb=$(median "$work/B")
-na=$(wc -l <"$work/A")
-nb=$(wc -l <"$work/B")
-awk -v a="$a" -v b="$b" -v ma="$ma" -v mb="$mb" -v na="$na" -v nb="$nb" 'BEGIN {
-	printf "A %s: median %.2f ms over %d runs\n", a, ma / 1e6, na
-	printf "B %s: median %.2f ms over %d runs\n", b, mb / 1e6, nb
-	if (ma == "NaN" || mb == "NaN" || mb == 0) print "ratio A/B: n/a"
-	else printf "ratio A/B: %.3f\n", ma / mb
-}'
+
+# report TITLE FILE_A FILE_B: prints both medians and the ratio A/B.
+report() {
+	local title="$1" fa="$2" fb="$3" ma mb na nb
+	ma=$(median "$fa")
+	mb=$(median "$fb")
+	na=$(wc -l <"$fa")
+	nb=$(wc -l <"$fb")
+	echo "$title"
+	awk -v a="$a" -v b="$b" -v ma="$ma" -v mb="$mb" -v na="$na" -v nb="$nb" 'BEGIN {
+		if (ma == "NaN") printf "A %s: no successful runs\n", a
+		else printf "A %s: median %.2f ms over %d runs\n", a, ma / 1e6, na
+		if (mb == "NaN") printf "B %s: no successful runs\n", b
+		else printf "B %s: median %.2f ms over %d runs\n", b, mb / 1e6, nb
+		if (ma == "NaN" || mb == "NaN" || mb == 0) print "ratio A/B: n/a"
+		else printf "ratio A/B: %.3f\n", ma / mb
+	}'
+}
+
+: >"$work/A"
+: >"$work/B"
+for ((i = 0; i < runs; i++)); do
+	run_one "$a" A "$i" >>"$work/A"
+	run_one "$b" B "$i" >>"$work/B"
+done
+
+report "run (busybox /bin/true):" "$work/A" "$work/B"
+
+# The exec benchmark: one sleeping container per runtime, each from its own
+# bundle (so each has its own cgroup) and --root.
+(cd "$repo" && go run ./test/bundle/cmd/mkbundle "$work/bundle-exec-A" /bin/sleep 1000)
+(cd "$repo" && go run ./test/bundle/cmd/mkbundle "$work/bundle-exec-B" /bin/sleep 1000)
+exec_ids=()
+for label in A B; do
+	rt="$a"
+	[[ "$label" == B ]] && rt="$b"
+	root="$work/root-$label-exec"
+	id="bench-exec-$label-$$"
+	if "$rt" --root "$root" run --detach --bundle "$work/bundle-exec-$label" "$id" \
+		</dev/null >/dev/null 2>"$work/err"; then
+		exec_ids+=("$id")
+	else
+		echo "bench.sh: $rt run --detach $id failed: $(head -n1 "$work/err")" >&2
+		exec_ids+=("")
+	fi
+done
+
+# exec_one RUNTIME LABEL ID: prints the wall time of one exec in nanoseconds.
+exec_one() {
+	local rt="$1" label="$2" id="$3"
+	local root="$work/root-$label-exec" start end
+	[[ -n "$id" ]] || return 0
+	start=$(date +%s%N)
+	if ! "$rt" --root "$root" exec "$id" /bin/true </dev/null >/dev/null 2>"$work/err"; then
+		echo "bench.sh: $rt exec $id failed: $(head -n1 "$work/err")" >&2
+		return 0
+	fi
+	end=$(date +%s%N)
+	echo $((end - start))
+}
+
+: >"$work/exec-A"
+: >"$work/exec-B"
+for ((i = 0; i < runs; i++)); do
+	exec_one "$a" A "${exec_ids[0]}" >>"$work/exec-A"
+	exec_one "$b" B "${exec_ids[1]}" >>"$work/exec-B"
+done
+echo
+report "exec (busybox /bin/true into a running container):" "$work/exec-A" "$work/exec-B"

@@ -15,6 +15,11 @@ import (
 // ctrNamespace is the containerd namespace of every test container.
 const ctrNamespace = "gantry-test"
 
+// ctrCgroupParent is the cgroup (below each hierarchy's root) holding the
+// test containers' cgroups; it differs from test/integration's
+// /gantry-test so that the two suites can run at the same time.
+const ctrCgroupParent = "gantry-clients-ctr"
+
 // containerdEnv is one private containerd: its directories, config, socket
 // and daemon process, with the runtime wrapper its shims run.
 type containerdEnv struct {
@@ -49,7 +54,7 @@ func startContainerd(t *testing.T) *containerdEnv {
 		daemonLog: filepath.Join(dir, "containerd.log"),
 	}
 	t.Cleanup(e.cleanup)
-	e.runtime, e.callLog = writeRuntimeWrapper(t, dir)
+	e.runtime, e.callLog = writeRuntimeWrapper(t, dir, "")
 	for _, d := range []string{"root", "state", "opt", "fifo", "runc-root"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o711); err != nil {
 			t.Fatal(err)
@@ -192,7 +197,7 @@ func (e *containerdEnv) runArgs(id string) []string {
 		"--runc-binary", e.runtime,
 		"--runc-root", filepath.Join(e.dir, "runc-root"),
 		"--fifo-dir", filepath.Join(e.dir, "fifo"),
-		"--cgroup", "/" + ctrNamespace + "/" + id,
+		"--cgroup", "/" + ctrCgroupParent + "/" + id,
 	}
 }
 
@@ -273,13 +278,13 @@ func (e *containerdEnv) cleanup() {
 		t.Logf("killed leftover process %s", k)
 	}
 	for _, id := range e.ids {
-		for _, d := range removeCgroup(t, ctrNamespace+"/"+id) {
+		for _, d := range removeCgroup(t, ctrCgroupParent+"/"+id) {
 			if clean {
 				t.Errorf("cgroup %s left after the container was removed", d)
 			}
 		}
 	}
-	for _, root := range mustGlob("/sys/fs/cgroup/*/" + ctrNamespace) {
+	for _, root := range mustGlob("/sys/fs/cgroup/*/" + ctrCgroupParent) {
 		os.Remove(root) // only when empty: other tests' containers stay
 	}
 	unmountUnder(t, e.dir, clean)
@@ -347,7 +352,7 @@ func TestContainerdDetachExecKill(t *testing.T) {
 	if r := e.ctr("container", "ls", "-q"); strings.Contains(r.stdout, id) {
 		t.Errorf("container %s still listed after container rm", id)
 	}
-	if cg, err := cgroupOf(pid, "memory"); err == nil && cg == "/"+ctrNamespace+"/"+id {
+	if cg, err := cgroupOf(pid, "memory"); err == nil && cg == "/"+ctrCgroupParent+"/"+id {
 		t.Errorf("container init %d still running in its cgroup %s after task rm", pid, cg)
 	}
 }
@@ -437,7 +442,7 @@ func TestContainerdMemoryLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "/" + ctrNamespace + "/" + id; cg != want {
+	if want := "/" + ctrCgroupParent + "/" + id; cg != want {
 		t.Errorf("task %s (pid %d): memory cgroup %q, want %q (ctr run --cgroup)", id, pid, cg, want)
 	}
 	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", cg, "memory.limit_in_bytes"))
@@ -541,5 +546,25 @@ func TestContainerdTaskPs(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("task ps %s: init pid %d not listed in:\n%s", id, pid, out)
+	}
+}
+
+func TestContainerdForceRemoveAfterKill(t *testing.T) {
+	e := startContainerd(t)
+	id := e.newID("forcerm")
+	e.mustCtr(append(append(append([]string{"run"}, e.runArgs(id)...), "--detach", "--null-io", ImageName, id), "sleep", "1000")...)
+	e.waitStatus(id, "RUNNING")
+	// `task rm --force` right after SIGKILL usually finds the task still
+	// running in the shim's view and kills it again; by then the runtime
+	// sees the container stopped. The shim ignores that kill error only if
+	// its message says so as runc's does ("container not running", "no
+	// such process", "does not exist"); anything else fails the removal.
+	e.mustCtr("task", "kill", "--signal", "SIGKILL", id)
+	r := e.ctr("task", "rm", "--force", id)
+	if r.code != 0 {
+		t.Errorf("task rm --force after SIGKILL: %s", r)
+	}
+	if st, _ := e.taskStatus(id); st != "" {
+		t.Errorf("task %s still listed as %s after task rm --force", id, st)
 	}
 }

@@ -168,12 +168,7 @@ func (r result) String() string {
 // stdin from stdin (nil: /dev/null), and returns what it did. Output goes
 // to files, not pipes, so that a daemon or container that inherits the
 // client's stdio does not keep the call waiting.
-func runCommand(t testing.TB, env []string, stdin []byte, name string, args ...string) result {
-	t.Helper()
-	return runCommandShown(t, env, stdin, len(args), name, args...)
-}
-
-// runCommandShown is runCommand that shows only the last shown arguments
+// runCommandShown runs a command and shows only the last shown arguments
 // in logs and failure messages (the rest are the same long flags on every
 // call).
 func runCommandShown(t testing.TB, env []string, stdin []byte, shown int, name string, args ...string) result {
@@ -231,12 +226,16 @@ func runCommandShown(t testing.TB, env []string, stdin []byte, shown int, name s
 // wrapper, so a failure report can show what they asked the runtime; it is
 // named runc because podman keys some behaviour (JSON error logs) on the
 // runtime's base name, and the runtime under test is a drop-in for runc.
-func writeRuntimeWrapper(t testing.TB, dir string) (wrapper, callLog string) {
+// When root is set, calls without a --root get --root root first.
+func writeRuntimeWrapper(t testing.TB, dir, root string) (wrapper, callLog string) {
 	t.Helper()
 	callLog = filepath.Join(dir, "runtime-calls.log")
 	wrapper = filepath.Join(dir, "runc")
-	script := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' \"$*\" >> %s\nexec %s \"$@\"\n",
-		shellQuote(callLog), shellQuote(runtimePath))
+	script := "#!/bin/sh\n"
+	if root != "" {
+		script += fmt.Sprintf("case \" $* \" in *\" --root \"*|*\" --root=\"*) ;; *) set -- --root %s \"$@\" ;; esac\n", shellQuote(root))
+	}
+	script += fmt.Sprintf("printf '%%s\\n' \"$*\" >> %s\nexec %s \"$@\"\n", shellQuote(callLog), shellQuote(runtimePath))
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

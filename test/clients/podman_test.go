@@ -37,9 +37,13 @@ func newPodman(t *testing.T) *podmanEnv {
 	}
 	e := &podmanEnv{t: t, dir: dir, cgroupParent: "/gantry-podman-" + randomSuffix()}
 	t.Cleanup(e.cleanup)
-	e.runtime, e.callLog = writeRuntimeWrapper(t, dir)
 	p := func(elem ...string) string { return filepath.Join(append([]string{dir}, elem...)...) }
-	for _, d := range []string{"root", "runroot", "tmp", "imgtmp", "home/.config/containers", "net", "hooks", "volumes"} {
+	// podman runs the runtime without --root (its default state directory,
+	// /run/runc for runc); --runtime-flag root=... would reach every call
+	// but those of the exit command (`podman container cleanup`), which
+	// then deletes nothing. The wrapper adds --root instead.
+	e.runtime, e.callLog = writeRuntimeWrapper(t, dir, p("runtime-root"))
+	for _, d := range []string{"root", "runroot", "tmp", "imgtmp", "home/.config/containers", "net", "hooks", "volumes", "runtime-root"} {
 		if err := os.MkdirAll(p(d), 0o700); err != nil {
 			t.Fatal(err)
 		}

@@ -146,6 +146,9 @@ func Root(t testing.TB) string {
 
 // track records a container for the cleanup once.
 func (e *testEnv) track(id, bundleDir string) {
+	if !safeID(id) {
+		return // never a path for the clean-up (see safeID)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, c := range e.containers {
@@ -315,7 +318,17 @@ func List(t testing.TB) []string {
 
 // cgroupDirs returns the host directories that may hold the cgroup of
 // container id (v1 controllers and the v2 mount).
+// safeID reports whether id can be used as a path element in the clean-up:
+// "..", "." or an id with a "/" would turn "/sys/fs/cgroup/*/gantry-test/ID"
+// into a host cgroup whose processes the clean-up would kill.
+func safeID(id string) bool {
+	return id != "" && id != "." && id != ".." && !strings.ContainsAny(id, "/\x00") && !strings.Contains(id, "..")
+}
+
 func cgroupDirs(id string) []string {
+	if !safeID(id) {
+		return nil
+	}
 	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", bundle.CgroupParent, id))
 	if st, err := os.Stat(filepath.Join("/sys/fs/cgroup", bundle.CgroupParent, id)); err == nil && st.IsDir() {
 		dirs = append(dirs, filepath.Join("/sys/fs/cgroup", bundle.CgroupParent, id))

@@ -38,6 +38,10 @@ const usage = `usage: probe COMMAND [ARGS]
   signals                print "ready", then each signal received, one a line; exit 143 on SIGTERM
   syscall NAME           make one syscall (mkdir, mkdirat, chmod, fchmodat, chown,
                          personality, sethostname, unshare-uts, getpid), print OK or the errno name
+  reopen-exe PID         open /proc/PID/exe with O_PATH, print "opened"; once PID has
+                         executed another binary (or after 60s), reopen the fd for
+                         writing and write back its first byte; print "open: E",
+                         "reopen: E" or "write: E" (E an errno name or OK)
 `
 
 // The fds are listed before main runs, before the probe opens anything.
@@ -81,6 +85,8 @@ func main() {
 		signals()
 	case "syscall":
 		err = trySyscall(args)
+	case "reopen-exe":
+		err = reopenExe(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -242,6 +248,54 @@ func trySyscall(args []string) error {
 	} else {
 		fmt.Println(errnoName(errno))
 	}
+	return nil
+}
+
+// reopenExe is the CVE-2019-5736 attack on a runtime binary: hold
+// /proc/PID/exe with O_PATH while PID runs it, and write through the fd
+// once PID has moved on (when the binary is no longer busy). The byte
+// written is the one already there, so even a success changes nothing.
+func reopenExe(args []string) error {
+	pid, err := oneInt(args)
+	if err != nil {
+		return err
+	}
+	exe := "/proc/" + strconv.Itoa(pid) + "/exe"
+	before, _ := os.Readlink(exe)
+	fd, err := unix.Open(exe, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Println("open: " + errnoName(err))
+		return nil
+	}
+	fmt.Println("opened")
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		if now, err := os.Readlink(exe); err != nil || now != before {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	self := "/proc/self/fd/" + strconv.Itoa(fd)
+	wfd, err := unix.Open(self, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Println("reopen: " + errnoName(err))
+		return nil
+	}
+	defer unix.Close(wfd)
+	// Never write without knowing the byte that is there.
+	first := make([]byte, 1)
+	rfd, err := unix.Open(self, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Println("read: " + errnoName(err))
+		return nil
+	}
+	n, err := unix.Pread(rfd, first, 0)
+	unix.Close(rfd)
+	if err != nil || n != 1 {
+		fmt.Println("read: " + errnoName(err))
+		return nil
+	}
+	_, err = unix.Pwrite(wfd, first, 0)
+	fmt.Println("write: " + errnoName(err))
 	return nil
 }
 

@@ -97,7 +97,7 @@ func newRoot(g *globals) *cobra.Command {
 
 	cmd.AddCommand(
 		newCreate(g), newStart(g), newRun(g), newState(g), newKill(g),
-		newDelete(g), newList(g), newSpec(g), newFeatures(g), newInit(g),
+		newDelete(g), newList(g), newExec(g), newSpec(g), newFeatures(g), newInit(g),
 		newPause(g), newResume(g), newPs(g), newUpdate(g), newEvents(g),
 	)
 	return cmd

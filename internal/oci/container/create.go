@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,16 +101,14 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (*state.Container
 	if err != nil {
 		return nil, err
 	}
-	if s.Process == nil {
-		return nil, fmt.Errorf("config.json: process: required by create: %w", errdefs.ErrInvalidArgument)
-	}
 	if s.Linux == nil {
 		return nil, fmt.Errorf("config.json: linux: required on Linux: %w", errdefs.ErrInvalidArgument)
 	}
-	if s.Process.Terminal && o.ConsoleSocket == "" && o.consoleConn == nil {
+	terminal := s.Process != nil && s.Process.Terminal
+	if terminal && o.ConsoleSocket == "" && o.consoleConn == nil {
 		return nil, fmt.Errorf("process.terminal is true: --console-socket is required: %w", errdefs.ErrInvalidArgument)
 	}
-	if !s.Process.Terminal && o.ConsoleSocket != "" {
+	if !terminal && o.ConsoleSocket != "" {
 		return nil, fmt.Errorf("--console-socket given but process.terminal is false: %w", errdefs.ErrInvalidArgument)
 	}
 	rootfs := s.Root.Path
@@ -177,19 +174,13 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	}
 	defer fifo.Close()
 
-	extra := make([]*os.File, 0, o.PreserveFDs+4)
-	for i := 0; i < o.PreserveFDs; i++ {
-		extra = append(extra, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
-	}
-	addFD := func(f *os.File) int {
-		extra = append(extra, f)
-		return 2 + len(extra)
-	}
-	sockFD := addFD(childSock)
-	initCfg.FifoFD = addFD(fifo)
+	files := newChildFiles(o.PreserveFDs)
+	defer files.close()
+	sockFD := files.add(childSock)
+	initCfg.FifoFD = files.add(fifo)
 	initCfg.ConsoleFD, initCfg.ListenerFD = -1, -1
 
-	if s.Process.Terminal {
+	if s.Process != nil && s.Process.Terminal {
 		conn := o.consoleConn
 		if conn == nil {
 			conn, err = console.DialSocket(o.ConsoleSocket)
@@ -198,20 +189,12 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 			}
 			defer conn.Close()
 		}
-		initCfg.ConsoleFD = addFD(conn)
+		initCfg.ConsoleFD = files.add(conn)
 	}
 	if sc := s.Linux.Seccomp; sc != nil && sc.ListenerPath != "" {
-		conn, err := net.Dial("unix", sc.ListenerPath)
-		if err != nil {
-			return nil, fmt.Errorf("linux.seccomp.listenerPath %s: %w", sc.ListenerPath, err)
+		if initCfg.ListenerFD, err = files.addSeccompListener(sc.ListenerPath); err != nil {
+			return nil, err
 		}
-		f, err := conn.(*net.UnixConn).File()
-		conn.Close()
-		if err != nil {
-			return nil, fmt.Errorf("linux.seccomp.listenerPath: %w", err)
-		}
-		defer f.Close()
-		initCfg.ListenerFD = addFD(f)
 	}
 
 	stdio := func(f, def *os.File) *os.File {
@@ -221,13 +204,13 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 		return def
 	}
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/" + strconv.Itoa(int(self.Fd())),
+		Path:       selfPath(self),
 		Args:       []string{"gantry-oci", "init"},
 		Env:        initEnv(sockFD),
 		Stdin:      stdio(o.Stdin, os.Stdin),
 		Stdout:     stdio(o.Stdout, os.Stdout),
 		Stderr:     stdio(o.Stderr, os.Stderr),
-		ExtraFiles: extra,
+		ExtraFiles: files.files,
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start container bootstrap: %w", err)
@@ -251,6 +234,7 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	}
 	tracef("create: cgroup applied")
 
+	boot.Keep = files.keep()
 	rd := bufio.NewReader(parentSock)
 	pid, err := nsexec.Drive(parentSock, rd, boot, func(pid int) error {
 		return writeIDMaps(pid, s.Linux, r.Rootless)
@@ -452,6 +436,13 @@ func killCgroup(cg cgroup.Manager) {
 		pids, err := cg.Pids()
 		if err != nil || len(pids) == 0 {
 			return
+		}
+		for _, p := range pids {
+			if p == os.Getpid() {
+				// never a container's cgroup: refuse to kill ourselves
+				// and whatever else shares it
+				return
+			}
 		}
 		for _, p := range pids {
 			unix.Kill(p, unix.SIGKILL)

@@ -39,3 +39,10 @@ func protectedSelf() (*os.File, error) {
 	}
 	return sealedSelf()
 }
+
+// selfPath is the path to execute f by. It names our pid, not "self":
+// os/exec moves the child's fds around before execve, so the number may
+// mean another file in the child.
+func selfPath(f *os.File) string {
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+}

@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/internal/oci/hook"
 	"github.com/gantry-project/gantry/internal/oci/linux/capability"
 	"github.com/gantry-project/gantry/internal/oci/linux/console"
@@ -57,24 +58,35 @@ func Init() error {
 	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return reportInit(enc, fmt.Errorf("mark fds close-on-exec: %w", err))
 	}
-	if err := initContainer(cfg, enc, dec); err != nil {
+	// Read what needs the host's /proc while it is still there.
+	if _, err := capability.Last(); err != nil {
+		return reportInit(enc, fmt.Errorf("process.capabilities: %w", err))
+	}
+	if cfg.Spec.Process != nil {
+		cfg.Spec.Process.Capabilities = boundedCaps(cfg.Spec.Process.Capabilities)
+	}
+	run := initContainer
+	if cfg.Exec {
+		run = func(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error {
+			return finishProcess(cfg, enc, dec, hookState(cfg.ID, cfg.Spec, cfg.Bundle, cfg.Pid, "running"))
+		}
+	}
+	if err := run(cfg, enc, dec); err != nil {
 		return reportInit(enc, err)
 	}
 	return nil
 }
 
 func reportInit(enc *json.Encoder, err error) error {
-	if sendErr := send(enc, message{Type: msgError, Error: err.Error()}); sendErr != nil {
-		return err
-	}
-	// the parent reports it; exit quietly
+	// The parent reports the error; if it is gone (it failed first and
+	// closed the socket), it has reported its own. Exit quietly.
+	send(enc, message{Type: msgError, Error: err.Error()})
 	os.Exit(1)
 	return nil
 }
 
 func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error {
 	s := cfg.Spec
-	p := s.Process
 	ctx := context.Background()
 	rc := &rootfs.Config{
 		Spec:     s,
@@ -136,19 +148,36 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 		}
 	}
 	tracef("init: pivoted and finalized")
+	return finishProcess(cfg, enc, dec, st)
+}
+
+// finishProcess applies the process attributes of cfg.Spec.Process (or of
+// the exec'd process), reports ready, waits for start (not for exec) and
+// executes the process. It runs for both entry paths: a new container's
+// init and a process exec'd into a running container.
+func finishProcess(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder, st *specs.State) error {
+	s := cfg.Spec
+	p := s.Process
+	ctx := context.Background()
+	if p == nil {
+		// config.json without a process: created, but it cannot start.
+		if err := send(enc, message{Type: msgReady}); err != nil {
+			return fmt.Errorf("report ready: %w", err)
+		}
+		var b [1]byte
+		unix.Read(cfg.FifoFD, b[:])
+		os.Exit(1)
+	}
 	if cfg.ConsoleFD >= 0 {
-		if err := setupConsole(cfg.ConsoleFD, p); err != nil {
+		if err := setupConsole(cfg.ConsoleFD, p, cfg.Exec); err != nil {
 			return err
 		}
 	}
-	if !cfg.NoNewKeyring {
+	if !cfg.NoNewKeyring && !cfg.Exec {
 		// a fresh session keyring, so the container cannot read the host's keys
 		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + cfg.ID); err != nil && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
 			return fmt.Errorf("join session keyring: %w", err)
 		}
-	}
-	if err := rlimit.Apply(0, p.Rlimits); err != nil {
-		return err
 	}
 	if p.OOMScoreAdj != nil {
 		if err := sched.SetOOMScoreAdj(0, *p.OOMScoreAdj); err != nil {
@@ -179,11 +208,25 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 		return err
 	}
 	env := withHome(p.Env, p.User.UID)
-	sc := s.Linux.Seccomp
-	if sc != nil && !p.NoNewPrivileges {
-		if err := loadSeccomp(cfg, sc); err != nil {
+	// Compile the filter now: libseccomp allocates, and the rlimits below
+	// (RLIMIT_AS) could starve it. Installing it allocates nothing.
+	var filter *seccomp.Program
+	if sc := s.Linux.Seccomp; sc != nil {
+		var err error
+		if filter, err = seccomp.Prepare(sc); err != nil {
+			return fmt.Errorf("linux.seccomp: %w", err)
+		}
+	}
+	if filter != nil && !p.NoNewPrivileges {
+		if err := installSeccomp(cfg, filter); err != nil {
 			return err
 		}
+	}
+	// rlimits while still privileged (raising a hard limit needs it), by
+	// the process itself (a prlimit from outside needs CAP_SYS_RESOURCE
+	// once the uid differs).
+	if err := rlimit.Apply(0, p.Rlimits); err != nil {
+		return err
 	}
 	if err := identity.Switch(p.User); err != nil {
 		return fmt.Errorf("process.user: %w", err)
@@ -194,6 +237,13 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 	}
 	if err := unix.Chdir(cwd); err != nil {
 		return fmt.Errorf("process.cwd %q: %w", cwd, err)
+	}
+	// A cwd reached through a leaked fd would be outside the root: the
+	// kernel then reports it "(unreachable)" (CVE-2024-21626).
+	// (A seccomp profile may forbid getcwd: then C's closing of leaked
+	// fds is the defence.)
+	if wd, err := unix.Getwd(); err == nil && !strings.HasPrefix(wd, "/") {
+		return fmt.Errorf("process.cwd %q: resolves outside the container (%q): %w", cwd, wd, errdefs.ErrInvalidArgument)
 	}
 	path, err := lookPath(p.Args[0], env)
 	if err != nil {
@@ -207,8 +257,8 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 			return fmt.Errorf("process.noNewPrivileges: %w", err)
 		}
 	}
-	if sc != nil && p.NoNewPrivileges {
-		if err := loadSeccomp(cfg, sc); err != nil {
+	if filter != nil && p.NoNewPrivileges {
+		if err := installSeccomp(cfg, filter); err != nil {
 			return err
 		}
 	}
@@ -222,6 +272,12 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 		return fmt.Errorf("report ready: %w", err)
 	}
 
+	if cfg.Exec {
+		tracef("exec: exec")
+		err = unix.Exec(path, p.Args, env)
+		fmt.Fprintf(os.Stderr, "gantry-oci: exec %s: %v\n", path, err)
+		os.Exit(127)
+	}
 	// Wait for "start": it writes one byte into the exec fifo.
 	var b [1]byte
 	for {
@@ -256,7 +312,7 @@ func joinsNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
 	return false
 }
 
-func setupConsole(fd int, p *specs.Process) error {
+func setupConsole(fd int, p *specs.Process, exec bool) error {
 	conn := os.NewFile(uintptr(fd), "console-socket")
 	defer conn.Close()
 	master, slave, err := console.NewPty()
@@ -272,8 +328,10 @@ func setupConsole(fd int, p *specs.Process) error {
 	if err := console.SendFd(conn, master.Name(), master); err != nil {
 		return fmt.Errorf("send pty master to console socket: %w", err)
 	}
-	if err := bindConsole(slave); err != nil {
-		return err
+	if !exec {
+		if err := bindConsole(slave); err != nil {
+			return err
+		}
 	}
 	if err := console.SetupSlave(slave); err != nil {
 		return fmt.Errorf("process.terminal: %w", err)
@@ -281,8 +339,9 @@ func setupConsole(fd int, p *specs.Process) error {
 	return nil
 }
 
-func loadSeccomp(cfg *InitConfig, sc *specs.LinuxSeccomp) error {
-	nfd, err := seccomp.Load(sc)
+func installSeccomp(cfg *InitConfig, filter *seccomp.Program) error {
+	sc := cfg.Spec.Linux.Seccomp
+	nfd, err := filter.Install()
 	if err != nil {
 		return fmt.Errorf("linux.seccomp: %w", err)
 	}
@@ -394,4 +453,52 @@ func withHome(env []string, uid uint32) []string {
 		}
 	}
 	return append(append([]string{}, env...), "HOME="+home)
+}
+
+// boundedCaps drops from c the capabilities that gantry-oci itself does not
+// hold in its bounding set (the host withholds them; no process could grant
+// them), with a warning on stderr, as runc ends up doing. A container never
+// gets more than it asked for.
+func boundedCaps(c *specs.LinuxCapabilities) *specs.LinuxCapabilities {
+	if c == nil {
+		return nil
+	}
+	var dropped []string
+	filter := func(list []string) []string {
+		out := list[:0:0]
+		for _, name := range list {
+			n, err := capability.Parse(name)
+			if err == nil {
+				if ok, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(n), 0, 0, 0); err == nil && ok == 0 {
+					dropped = append(dropped, name)
+					continue
+				}
+			}
+			out = append(out, name)
+		}
+		return out
+	}
+	r := &specs.LinuxCapabilities{
+		Bounding:    filter(c.Bounding),
+		Effective:   filter(c.Effective),
+		Inheritable: filter(c.Inheritable),
+		Permitted:   filter(c.Permitted),
+		Ambient:     filter(c.Ambient),
+	}
+	if len(dropped) > 0 {
+		fmt.Fprintf(os.Stderr, "gantry-oci: warning: capabilities not held by the runtime are not granted: %s\n", strings.Join(unique(dropped), " "))
+	}
+	return r
+}
+
+func unique(list []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range list {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -66,7 +66,7 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 	}
 	st := r.status(c)
 	if st == state.Stopped {
-		return fmt.Errorf("container %q is stopped: %w", id, errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("container %q is stopped: container not running: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	if all && len(c.CgroupPaths) > 0 {
 		cg, err := cgroup.Load(c.CgroupPaths)
@@ -99,13 +99,13 @@ func signalInit(c *state.Container, sig unix.Signal) error {
 	pfd, err := unix.PidfdOpen(c.Pid, 0)
 	if err != nil {
 		if err == unix.ESRCH {
-			return fmt.Errorf("init %d is gone: %w", c.Pid, errdefs.ErrFailedPrecondition)
+			return fmt.Errorf("init %d is gone: container not running: %w", c.Pid, errdefs.ErrFailedPrecondition)
 		}
 		return unix.Kill(c.Pid, sig)
 	}
 	defer unix.Close(pfd)
 	if !state.ProcessAlive(c.Pid, c.PidStartTime) {
-		return fmt.Errorf("init %d is gone: %w", c.Pid, errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("init %d is gone: container not running: %w", c.Pid, errdefs.ErrFailedPrecondition)
 	}
 	return unix.PidfdSendSignal(pfd, sig, nil, 0)
 }

@@ -49,6 +49,9 @@ type InitConfig struct {
 	ListenerFD int `json:"listener_fd"` // -1: no seccomp notify listener
 	// Pid is the init's pid as the runtime sees it (for hook state).
 	Pid int `json:"pid"`
+	// Exec: the process joins a running container (Spec.Process is the
+	// process to run): no rootfs, hooks or exec fifo.
+	Exec bool `json:"exec,omitempty"`
 }
 
 func (m *message) err() error {

@@ -2,9 +2,7 @@ package container
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 
@@ -43,7 +41,7 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 		return -1, err
 	}
 	var master *os.File
-	if consoleLocal != nil && c.Spec.Process.Terminal {
+	if consoleLocal != nil && c.Spec.Process != nil && c.Spec.Process.Terminal {
 		master, err = console.RecvFd(consoleLocal)
 		if err != nil {
 			r.Delete(ctx, o.ID, true)
@@ -59,57 +57,24 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 	if detach {
 		return 0, nil
 	}
+	drain := func() {}
 	if master != nil {
 		restore := rawTerminal(os.Stdin)
 		defer restore()
 		resize(master)
-		go io.Copy(master, os.Stdin)
-		go io.Copy(os.Stdout, master)
+		drain = copyTerminal(master)
 	}
-	var ws unix.WaitStatus
-	done := make(chan error, 1)
-	go func() {
-		for {
-			_, err := unix.Wait4(c.Pid, &ws, 0, nil)
-			if err == unix.EINTR {
-				continue
-			}
-			done <- err
-			return
-		}
-	}()
-	for {
-		select {
-		case sig := <-sigs:
-			s := sig.(unix.Signal)
-			switch s {
-			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
-			case unix.SIGWINCH:
-				if master != nil {
-					resize(master)
-				}
-			default:
-				unix.Kill(c.Pid, s)
-			}
-		case err := <-done:
-			code := 0
-			if err != nil && !errors.Is(err, unix.ECHILD) {
-				return -1, fmt.Errorf("wait for container init: %w", err)
-			}
-			switch {
-			case ws.Exited():
-				code = ws.ExitStatus()
-			case ws.Signaled():
-				code = 128 + int(ws.Signal())
-			}
-			tracef("run: init exited")
-			if err := r.Delete(ctx, o.ID, true); err != nil {
-				return code, err
-			}
-			tracef("run: deleted")
-			return code, nil
-		}
+	code, err := waitForwarding(c.Pid, sigs, master)
+	drain()
+	if err != nil {
+		return code, err
 	}
+	tracef("run: init exited")
+	if err := r.Delete(ctx, o.ID, true); err != nil {
+		return code, err
+	}
+	tracef("run: deleted")
+	return code, nil
 }
 
 func resize(master *os.File) {

@@ -28,6 +28,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	if st := r.status(c); st != state.Created {
 		return fmt.Errorf("container %q is %s, not created: %w", id, st, errdefs.ErrFailedPrecondition)
 	}
+	noProcess := c.Spec == nil || c.Spec.Process == nil
 	f, err := os.OpenFile(r.Store.FifoPath(id), os.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENXIO) {
@@ -39,6 +40,12 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("start container %q: %w", id, err)
+	}
+	if noProcess {
+		// The init of a process-less container exits when woken: the
+		// container can never run, so it goes to stopped.
+		os.Remove(r.Store.FifoPath(id))
+		return fmt.Errorf("start container %q: config.json has no process: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	os.Remove(r.Store.FifoPath(id))
 	c.Started = true

@@ -139,8 +139,9 @@ func RunAll(ctx context.Context, kind string, hooks []specs.Hook, state *specs.S
 }
 
 // Validate checks every hook of s: an absolute path to an existing,
-// executable regular file (createContainer and startContainer paths resolve
-// in the runtime namespace, so they are checked on the host too) and a
+// executable regular file on the host, except startContainer paths, which
+// resolve in the container (config.md) and are only checked to be absolute,
+// and a
 // positive timeout when one is set. Errors name the field, e.g.
 // `hooks.prestart[0].path: "/x" is not executable`. A nil s is valid.
 func Validate(s *specs.Hooks) error {
@@ -160,7 +161,7 @@ func Validate(s *specs.Hooks) error {
 	}
 	for _, k := range kinds {
 		for i, h := range k.hooks {
-			if err := validate(h); err != nil {
+			if err := validate(h, k.name != "startContainer"); err != nil {
 				return fmt.Errorf("hooks.%s[%d].%w", k.name, i, err)
 			}
 		}
@@ -169,12 +170,18 @@ func Validate(s *specs.Hooks) error {
 }
 
 // validate returns an error whose text starts with the field name.
-func validate(h specs.Hook) error {
+func validate(h specs.Hook, onHost bool) error {
 	if h.Path == "" {
 		return fmt.Errorf("path: is required: %w", errdefs.ErrInvalidArgument)
 	}
 	if !filepath.IsAbs(h.Path) {
 		return fmt.Errorf("path: %q is not absolute: %w", h.Path, errdefs.ErrInvalidArgument)
+	}
+	if h.Timeout != nil && *h.Timeout <= 0 {
+		return fmt.Errorf("timeout: %d must be positive: %w", *h.Timeout, errdefs.ErrInvalidArgument)
+	}
+	if !onHost {
+		return nil
 	}
 	fi, err := os.Stat(h.Path)
 	if err != nil {

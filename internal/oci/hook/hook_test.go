@@ -201,7 +201,8 @@ func TestValidate(t *testing.T) {
 		{"relative", &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "bin/x"}}}, `hooks.createRuntime[0].path: "bin/x" is not absolute`},
 		{"empty path", &specs.Hooks{Poststart: []specs.Hook{{Path: exe}, {}}}, `hooks.poststart[1].path: is required`},
 		{"missing", &specs.Hooks{CreateContainer: []specs.Hook{{Path: filepath.Join(dir, "nope")}}}, `hooks.createContainer[0].path: "` + filepath.Join(dir, "nope") + `" does not exist`},
-		{"not executable", &specs.Hooks{StartContainer: []specs.Hook{{Path: noexec}}}, `hooks.startContainer[0].path: "` + noexec + `" is not executable`},
+		{"not executable", &specs.Hooks{CreateContainer: []specs.Hook{{Path: noexec}}}, `hooks.createContainer[0].path: "` + noexec + `" is not executable`},
+		{"startContainer resolves in the container", &specs.Hooks{StartContainer: []specs.Hook{{Path: "/only/in/the/container"}}}, ""},
 		{"directory", &specs.Hooks{Prestart: []specs.Hook{{Path: dir}}}, `hooks.prestart[0].path: "` + dir + `" is not a regular file`},
 		{"zero timeout", &specs.Hooks{Poststop: []specs.Hook{{Path: exe, Timeout: &zero}}}, `hooks.poststop[0].timeout: 0 must be positive`},
 	}

@@ -27,6 +27,9 @@ type Bootstrap struct {
 	Joins       []Join   // namespaces to join, user first
 	TimeOffsets []string // lines for /proc/self/timens_offsets, e.g. "monotonic 5 0"
 	Fork        bool     // clone a child, needed to enter a new or joined PID namespace
+	// Keep lists the fds (>= 3) to keep open; every other fd but the
+	// socket is closed before anything else happens.
+	Keep []int
 }
 
 // NamespaceTypes maps runtime-spec namespace types to the names nsexec.c
@@ -63,6 +66,12 @@ func (b *Bootstrap) Encode() ([]byte, error) {
 	}
 	if b.Fork {
 		sb.WriteString("fork 1\n")
+	}
+	for _, fd := range b.Keep {
+		if fd < 3 || fd >= 1024 {
+			return nil, fmt.Errorf("fd %d cannot be kept (3..1023)", fd)
+		}
+		fmt.Fprintf(&sb, "keep %d\n", fd)
 	}
 	sb.WriteString("\n")
 	return []byte(sb.String()), nil

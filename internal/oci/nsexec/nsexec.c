@@ -19,6 +19,8 @@
  *                                applied in the order given, user first
  *             timens <line>      one line for /proc/self/timens_offsets
  *             fork 1             clone a child (needed for a PID namespace)
+ *             keep <fd>          an fd to keep open; every other fd from 3
+ *                                up (but the socket) is closed at once
  *   C -> P  "usermap <pid>\n"    after unshare(CLONE_NEWUSER): P writes the
  *                                uid/gid maps of <pid>, then answers
  *   P -> C  "ok\n"
@@ -53,6 +55,7 @@
 
 #define MAX_MSG (64 * 1024)
 #define MAX_JOIN 16
+#define MAX_KEEP 1024
 
 static int sockfd = -1;
 
@@ -134,14 +137,29 @@ static int ns_flag(const char *type)
 	return 0;
 }
 
-static void join_ns(const char *type, const char *path)
+/*
+ * join_all opens every namespace first, then joins them, user first: once
+ * the mount namespace is joined, /proc/PID paths would resolve in the
+ * container.
+ */
+static void join_all(char *joins[][2], int njoin)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		bail("open %s namespace %s", type, path);
-	if (setns(fd, ns_flag(type)) < 0)
-		bail("join %s namespace %s", type, path);
-	close(fd);
+	int fds[MAX_JOIN];
+	for (int i = 0; i < njoin; i++) {
+		fds[i] = open(joins[i][1], O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0)
+			bail("open %s namespace %s", joins[i][0], joins[i][1]);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < njoin; i++) {
+			int is_user = strcmp(joins[i][0], "user") == 0;
+			if ((pass == 0) != is_user)
+				continue;
+			if (setns(fds[i], ns_flag(joins[i][0])) < 0)
+				bail("join %s namespace %s", joins[i][0], joins[i][1]);
+			close(fds[i]);
+		}
+	}
 }
 
 static void write_file(const char *path, const char *data)
@@ -154,12 +172,28 @@ static void write_file(const char *path, const char *data)
 	close(fd);
 }
 
+/* close_unkept closes every fd from 3 up that keep does not mark. */
+static void close_unkept(const char *keep)
+{
+	unsigned int lo = 3;
+	for (unsigned int fd = 3; fd < MAX_KEEP; fd++) {
+		if (!keep[fd])
+			continue;
+		if (fd > lo && syscall(SYS_close_range, lo, fd - 1, 0) < 0)
+			bail("close inherited fds %u-%u", lo, fd - 1);
+		lo = fd + 1;
+	}
+	if (syscall(SYS_close_range, lo, ~0U, 0) < 0)
+		bail("close inherited fds from %u", lo);
+}
+
 void gantry_nsexec(void)
 {
 	static char msg[MAX_MSG];
 	char *joins[MAX_JOIN][2];
 	char *timens[16];
 	int njoin = 0, ntimens = 0, do_fork = 0;
+	static char keep[MAX_KEEP];
 	unsigned long clone_flags = 0;
 	const char *env = getenv("_GANTRY_INIT_FD");
 	char *line, *save = NULL;
@@ -197,16 +231,22 @@ void gantry_nsexec(void)
 				timens[ntimens++] = val;
 		} else if (strcmp(line, "fork") == 0) {
 			do_fork = atoi(val);
+		} else if (strcmp(line, "keep") == 0) {
+			int fd = atoi(val);
+			if (fd >= 3 && fd < MAX_KEEP)
+				keep[fd] = 1;
 		}
 	}
+	/*
+	 * Close every fd the parent did not name (and ours): whatever the
+	 * caller leaked to gantry-oci must not reach the container, not even
+	 * for an instant (CVE-2024-21626: a host directory fd used as cwd).
+	 */
+	keep[sockfd] = 1;
+	close_unkept(keep);
 
 	/* A joined user namespace comes first: it owns the others. */
-	for (int i = 0; i < njoin; i++)
-		if (strcmp(joins[i][0], "user") == 0)
-			join_ns(joins[i][0], joins[i][1]);
-	for (int i = 0; i < njoin; i++)
-		if (strcmp(joins[i][0], "user") != 0)
-			join_ns(joins[i][0], joins[i][1]);
+	join_all(joins, njoin);
 
 	if (clone_flags & CLONE_NEWUSER) {
 		char buf[64];

@@ -12,8 +12,13 @@ import (
 	"github.com/gantry-project/gantry/internal/oci/linux/sched"
 )
 
-// process checks the process object, which create needs.
+// process checks the process object. It is optional in config.json
+// (config.md: REQUIRED only when start is called): a container created
+// without one cannot be started, which "start" reports.
 func (v *validator) process() error {
+	if v.s.Process == nil {
+		return nil
+	}
 	return ValidateProcess(v.s.Process)
 }
 

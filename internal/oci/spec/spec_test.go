@@ -141,7 +141,7 @@ func TestValidateTopLevel(t *testing.T) {
 
 func TestValidateProcess(t *testing.T) {
 	runValidateCases(t, []validateCase{
-		{"process missing", func(s *specs.Spec, b string) { s.Process = nil }, "process", nil, "required"},
+		{"process missing is valid (start refuses it)", func(s *specs.Spec, b string) { s.Process = nil }, "", nil, ""},
 		{"args empty", func(s *specs.Spec, b string) { s.Process.Args = nil }, "process.args", nil, "at least one"},
 		{"args[0] empty", func(s *specs.Spec, b string) { s.Process.Args = []string{""} }, "process.args[0]", nil, "empty"},
 		{"cwd empty", func(s *specs.Spec, b string) { s.Process.Cwd = "" }, "process.cwd", nil, "required"},

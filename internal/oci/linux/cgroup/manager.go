@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -311,6 +312,11 @@ func (m *manager) enableV2(ctrl string) error {
 		if err != nil {
 			return fmt.Errorf("enable %s controller: read %s: %w", ctrl, filepath.Join(d, "cgroup.subtree_control"), err)
 		}
+		if d == root && !m.unifiedOnly() && !contains(strings.Fields(cur), ctrl) {
+			// On a hybrid host the cgroup2 root belongs to the host's
+			// init: never change what it delegates.
+			return fmt.Errorf("%s controller is not enabled at the cgroup2 root %s (hybrid host): %w", ctrl, root, errdefs.ErrFailedPrecondition)
+		}
 		if !contains(strings.Fields(cur), ctrl) {
 			if err := writeFile(d, "cgroup.subtree_control", "+"+ctrl); err != nil {
 				return fmt.Errorf("enable %s controller: %w", ctrl, err)
@@ -350,6 +356,11 @@ func apply(dir string, ws []write) error {
 			if w.optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.EOPNOTSUPP)) {
 				continue
 			}
+			if errors.Is(err, unix.ENODEV) && strings.HasSuffix(w.file, "_device") {
+				// a per-device limit for a device this host does not have
+				slog.Warn("cgroup device limit not applied", "field", w.field, "error", err)
+				continue
+			}
 			return fmt.Errorf("%s: %w", w.field, err)
 		}
 	}
@@ -386,16 +397,21 @@ func (m *manager) Set(r *specs.LinuxResources) error {
 			continue
 		}
 		dir, v2, err := m.target(p.g)
-		if err != nil {
-			return err
-		}
-		if v2 {
+		if err == nil && v2 {
 			if ws, err = p.v2(); err != nil {
 				return err
 			}
-			if err := m.enableV2(p.g.v2); err != nil {
-				return fmt.Errorf("linux.resources.%s: %w", p.g.name, err)
+			if err = m.enableV2(p.g.v2); err != nil {
+				err = fmt.Errorf("linux.resources.%s: %w", p.g.name, err)
 			}
+		}
+		if err != nil {
+			if p.g.optional && errors.Is(err, errdefs.ErrFailedPrecondition) {
+				// like runc: a controller the host lacks is skipped
+				slog.Warn("cgroup limit not applied", "error", err)
+				continue
+			}
+			return err
 		}
 		if err := apply(dir, ws); err != nil {
 			return err

@@ -24,18 +24,21 @@ type group struct {
 	name string // for error messages: the linux.resources field
 	v1   string
 	v2   string
+	// optional: a host without the controller skips the limit with a
+	// warning (as runc does) instead of failing the container.
+	optional bool
 }
 
 var (
-	groupMemory  = group{"memory", "memory", "memory"}
-	groupCPU     = group{"cpu", "cpu", "cpu"}
-	groupCpuset  = group{"cpu", "cpuset", "cpuset"}
-	groupPids    = group{"pids", "pids", "pids"}
-	groupBlkio   = group{"blockIO", "blkio", "io"}
-	groupHugetlb = group{"hugepageLimits", "hugetlb", "hugetlb"}
-	groupRdma    = group{"rdma", "rdma", "rdma"}
-	groupNetCls  = group{"network.classID", "net_cls", ""}
-	groupNetPrio = group{"network.priorities", "net_prio", ""}
+	groupMemory  = group{"memory", "memory", "memory", false}
+	groupCPU     = group{"cpu", "cpu", "cpu", false}
+	groupCpuset  = group{"cpu", "cpuset", "cpuset", false}
+	groupPids    = group{"pids", "pids", "pids", false}
+	groupBlkio   = group{"blockIO", "blkio", "io", false}
+	groupHugetlb = group{"hugepageLimits", "hugetlb", "hugetlb", true}
+	groupRdma    = group{"rdma", "rdma", "rdma", true}
+	groupNetCls  = group{"network.classID", "net_cls", "", true}
+	groupNetPrio = group{"network.priorities", "net_prio", "", true}
 )
 
 func itoa(v int64) string   { return strconv.FormatInt(v, 10) }

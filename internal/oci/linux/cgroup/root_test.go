@@ -200,11 +200,15 @@ func TestManagerLifecycleRoot(t *testing.T) {
 	if err := mgr.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(4096), CheckBeforeUpdate: bptr(true)}}); err == nil {
 		t.Errorf("Set with a limit below usage and checkBeforeUpdate succeeded")
 	}
-	// net_cls is not mounted on this host: asking for it is an error naming it.
+	// net_cls is not mounted on this host: like runc, the limit is skipped
+	// with a warning and the other limits of the same call still apply.
 	if paths["net_cls"] == "" {
-		err := mgr.Set(&specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: u32(0x100001)}})
-		if err == nil || !strings.Contains(err.Error(), "net_cls") {
-			t.Errorf("Set network.classID without net_cls: %v", err)
+		err := mgr.Set(&specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: u32(0x100001)}, Pids: &specs.LinuxPids{Limit: i64(20)}})
+		if err != nil {
+			t.Errorf("Set network.classID without net_cls: %v, want it skipped", err)
+		}
+		if got := readT(t, paths["pids"], "pids.max"); got != "20" {
+			t.Errorf("pids.max after a Set with a skipped net_cls limit = %s, want 20", got)
 		}
 	}
 

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,6 +30,7 @@ const (
 	scenarioEnv = "GANTRY_SECCOMP_TEST_SCENARIO"
 	dirEnv      = "GANTRY_SECCOMP_TEST_DIR"
 	listenerEnv = "GANTRY_SECCOMP_TEST_LISTENER"
+	flagEnv     = "GANTRY_SECCOMP_TEST_FLAG"
 	childFailed = 3
 	// customErrno is an errno none of the exercised syscalls returns on
 	// its own, so seeing it proves the filter answered.
@@ -270,12 +272,16 @@ func scenarioKillProcess() error {
 
 func scenarioNotify() error {
 	dir, listener := os.Getenv(dirEnv), os.Getenv(listenerEnv)
-	fd, err := childLoad(&specs.LinuxSeccomp{
+	s := &specs.LinuxSeccomp{
 		DefaultAction:    specs.ActAllow,
 		ListenerPath:     listener,
 		ListenerMetadata: "test-metadata",
 		Syscalls:         []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActNotify}},
-	})
+	}
+	if f := os.Getenv(flagEnv); f != "" {
+		s.Flags = append(s.Flags, specs.LinuxSeccompFlag(f))
+	}
+	fd, err := childLoad(s)
 	if err != nil {
 		return err
 	}
@@ -403,6 +409,18 @@ func TestLoadKillProcess(t *testing.T) {
 }
 
 func TestLoadNotify(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testLoadNotify(t, "") })
+	t.Run("wait-killable-recv", func(t *testing.T) {
+		if !slices.Contains(SupportedFlags(), string(specs.LinuxSeccompFlagWaitKillableRecv)) {
+			t.Skip("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV not supported here")
+		}
+		testLoadNotify(t, specs.LinuxSeccompFlagWaitKillableRecv)
+	})
+}
+
+// testLoadNotify plays the seccomp agent for a child whose mkdir is sent
+// to user space, with flag added to the profile when not empty.
+func testLoadNotify(t *testing.T, flag specs.LinuxSeccompFlag) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "agent.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
@@ -411,7 +429,7 @@ func TestLoadNotify(t *testing.T) {
 	}
 	t.Cleanup(func() { l.Close() })
 
-	cmd, wait := startChild(t, "notify", dirEnv+"="+dir, listenerEnv+"="+sock)
+	cmd, wait := startChild(t, "notify", dirEnv+"="+dir, listenerEnv+"="+sock, flagEnv+"="+string(flag))
 	done := make(chan childResult, 1)
 	go func() {
 		r := wait()

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
@@ -260,27 +262,69 @@ func action(a specs.LinuxSeccompAction, ret *uint) libseccomp.ScmpAction {
 //
 // Load does not set no_new_privs: the filter is loaded with libseccomp's NNP
 // attribute off, so if no_new_privs is not already set the caller must hold
-// CAP_SYS_ADMIN. When a rule uses SCMP_ACT_NOTIFY, Load returns the
-// notification fd (close-on-exec), otherwise -1. Profiles this build cannot
-// honour (an action, flag or architecture that libseccomp or the kernel lacks)
-// fail with errdefs.ErrNotImplemented.
+// CAP_SYS_ADMIN. Both are per thread: the caller should lock its goroutine
+// to the OS thread across prctl(PR_SET_NO_NEW_PRIVS) and Load. When a rule
+// uses SCMP_ACT_NOTIFY, Load returns the notification fd (close-on-exec),
+// otherwise -1. SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV matters only with a
+// notification rule and is dropped without one; when libseccomp is too old
+// to ask for it, Load installs libseccomp's program with seccomp(2) itself.
+// Profiles this build cannot honour (an action, flag or architecture that
+// libseccomp or the kernel lacks) fail with errdefs.ErrNotImplemented.
 func Load(s *specs.LinuxSeccomp) (notifyFd int, err error) {
+	b, err := build(s)
+	if err != nil {
+		return -1, err
+	}
+	defer b.filter.Release()
+	if b.raw {
+		fd, err := loadRaw(b.filter, b.rawFlags)
+		if err != nil {
+			return -1, fmt.Errorf("load seccomp filter: %w", err)
+		}
+		return fd, nil
+	}
+	if err := b.filter.Load(); err != nil {
+		return -1, fmt.Errorf("load seccomp filter: %w", err)
+	}
+	if !b.notify {
+		return -1, nil
+	}
+	fd, err := b.filter.GetNotifFd()
+	if err != nil {
+		return -1, fmt.Errorf("get seccomp notification fd: %w", err)
+	}
+	return int(fd), nil
+}
+
+// built is a filter ready to load and how to load it.
+type built struct {
+	filter   *libseccomp.ScmpFilter
+	notify   bool    // some rule uses SCMP_ACT_NOTIFY
+	raw      bool    // load with loadRaw (WAIT_KILLABLE_RECV on old libseccomp)
+	rawFlags uintptr // LOG and SPEC_ALLOW for loadRaw
+	// waitKillable: the profile asks for WAIT_KILLABLE_RECV with a listener
+	waitKillable bool
+}
+
+// build validates s and builds its filter without loading it. The caller
+// releases the filter.
+func build(s *specs.LinuxSeccomp) (b built, err error) {
 	if s == nil {
-		return -1, fmt.Errorf("linux.seccomp: no profile to load: %w", errdefs.ErrInvalidArgument)
+		return b, fmt.Errorf("linux.seccomp: no profile to load: %w", errdefs.ErrInvalidArgument)
 	}
 	if err := Validate(s); err != nil {
-		return -1, err
+		return b, err
 	}
 	api, _ := libseccomp.GetAPI() // 0 on libseccomp < 2.4, which then supports nothing newer.
 
 	const root = "linux.seccomp"
 	if err := checkActionAPI(root+".defaultAction", s.DefaultAction, api); err != nil {
-		return -1, err
+		return b, err
 	}
 	notify := false
 	for i, sc := range s.Syscalls {
 		if err := checkActionAPI(fmt.Sprintf("%s.syscalls[%d].action", root, i), sc.Action, api); err != nil {
-			return -1, err
+			return b, err
 		}
 		notify = notify || sc.Action == specs.ActNotify
 	}
@@ -288,33 +332,56 @@ func Load(s *specs.LinuxSeccomp) (notifyFd int, err error) {
 	defAct := action(s.DefaultAction, s.DefaultErrnoRet)
 	filter, err := libseccomp.NewFilter(defAct)
 	if err != nil {
-		return -1, fmt.Errorf("create seccomp filter: %w", err)
+		return b, fmt.Errorf("create seccomp filter: %w", err)
 	}
-	defer filter.Release()
+	defer func() {
+		if err != nil {
+			filter.Release()
+		}
+	}()
 
 	// libseccomp sets no_new_privs on load unless told not to; the caller
 	// owns that decision (process.noNewPrivileges).
 	if err := filter.SetNoNewPrivsBit(false); err != nil {
-		return -1, fmt.Errorf("clear seccomp no_new_privs attribute: %w", err)
+		return b, fmt.Errorf("clear seccomp no_new_privs attribute: %w", err)
 	}
 	for i, a := range s.Architectures {
 		arch, _ := lookupArch(a)
 		if err := filter.AddArch(arch); err != nil {
-			return -1, fmt.Errorf("%s.architectures[%d]: add %s: %w: %w", root, i, a, err, errdefs.ErrNotImplemented)
+			return b, fmt.Errorf("%s.architectures[%d]: add %s: %w: %w", root, i, a, err, errdefs.ErrNotImplemented)
 		}
 	}
+	// raw: load through seccomp(2) ourselves (see raw.go), with rawFlags.
+	raw, rawFlags, waitKillable := false, uintptr(0), false
 	for i, f := range s.Flags {
 		set, _ := lookupFlag(f)
-		if set == nil {
-			continue
-		}
-		if f == specs.LinuxSeccompFlagWaitKillableRecv && !notify {
-			// The kernel accepts this flag only with a notification
-			// listener; without SCMP_ACT_NOTIFY it has nothing to change.
+		switch f {
+		case flagTsync:
+			continue // always on
+		case specs.LinuxSeccompFlagLog:
+			rawFlags |= unix.SECCOMP_FILTER_FLAG_LOG
+		case specs.LinuxSeccompFlagSpecAllow:
+			rawFlags |= unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
+		case specs.LinuxSeccompFlagWaitKillableRecv:
+			if !notify {
+				// The kernel accepts this flag only with a notification
+				// listener; without SCMP_ACT_NOTIFY it changes nothing.
+				continue
+			}
+			waitKillable = true
+			err := set(filter)
+			var verr *libseccomp.VersionError
+			if errors.As(err, &verr) && waitKillableRecvByKernel() {
+				raw = true
+				continue
+			}
+			if err != nil {
+				return b, fmt.Errorf("%s.flags[%d]: set %s: %w: %w", root, i, f, err, errdefs.ErrNotImplemented)
+			}
 			continue
 		}
 		if err := set(filter); err != nil {
-			return -1, fmt.Errorf("%s.flags[%d]: set %s: %w: %w", root, i, f, err, errdefs.ErrNotImplemented)
+			return b, fmt.Errorf("%s.flags[%d]: set %s: %w: %w", root, i, f, err, errdefs.ErrNotImplemented)
 		}
 	}
 
@@ -322,7 +389,7 @@ func Load(s *specs.LinuxSeccomp) (notifyFd int, err error) {
 	for i, sc := range s.Syscalls {
 		n, err := addRules(filter, sc, defAct)
 		if err != nil {
-			return -1, fmt.Errorf("%s.syscalls[%d]: %w", root, i, err)
+			return b, fmt.Errorf("%s.syscalls[%d]: %w", root, i, err)
 		}
 		rules += n
 	}
@@ -333,17 +400,7 @@ func Load(s *specs.LinuxSeccomp) (notifyFd int, err error) {
 		_ = filter.SetOptimize(2)
 	}
 
-	if err := filter.Load(); err != nil {
-		return -1, fmt.Errorf("load seccomp filter: %w", err)
-	}
-	if !notify {
-		return -1, nil
-	}
-	fd, err := filter.GetNotifFd()
-	if err != nil {
-		return -1, fmt.Errorf("get seccomp notification fd: %w", err)
-	}
-	return int(fd), nil
+	return built{filter: filter, notify: notify, raw: raw, rawFlags: rawFlags, waitKillable: waitKillable}, nil
 }
 
 func checkActionAPI(field string, a specs.LinuxSeccompAction, api uint) error {
@@ -403,6 +460,12 @@ func addRules(filter *libseccomp.ScmpFilter, sc specs.LinuxSyscall, defAct libse
 				err = filter.AddRuleConditional(nr, act, g)
 			}
 			if err != nil {
+				if nr < 0 {
+					// a syscall of another architecture (e.g. getegid32
+					// on x86_64) that none of the filter's architectures
+					// has: nothing to filter
+					break
+				}
 				return added, fmt.Errorf("add rule for syscall %q: %w", name, err)
 			}
 			added++
@@ -469,7 +532,12 @@ var probe = sync.OnceValue(func() probed {
 		if err != nil {
 			return p
 		}
-		if fl.set(f) == nil {
+		ok := fl.set(f) == nil
+		if !ok && fl.name == specs.LinuxSeccompFlagWaitKillableRecv {
+			api, _ := libseccomp.GetAPI()
+			ok = api >= actions[specs.ActNotify].minAPI && waitKillableRecvByKernel()
+		}
+		if ok {
 			p.flags = append(p.flags, string(fl.name))
 		}
 		f.Release()
@@ -486,4 +554,50 @@ func Enabled() bool {
 	}
 	err := unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, 0, 0, 0)
 	return errors.Is(err, unix.EFAULT)
+}
+
+// Program is a compiled filter, ready to install without allocating: the
+// container init compiles it early (libseccomp allocates, which a small
+// RLIMIT_AS or a filter that is already loaded could break) and installs
+// it as the last step before execve.
+type Program struct {
+	prog  []unix.SockFilter
+	flags uintptr
+}
+
+// Prepare validates s and compiles it to a BPF program.
+func Prepare(s *specs.LinuxSeccomp) (*Program, error) {
+	b, err := build(s)
+	if err != nil {
+		return nil, err
+	}
+	defer b.filter.Release()
+	prog, err := exportBPF(b.filter)
+	if err != nil {
+		return nil, err
+	}
+	flags := b.rawFlags | unix.SECCOMP_FILTER_FLAG_TSYNC
+	if b.notify {
+		flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+		if b.waitKillable {
+			flags |= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+		}
+	}
+	return &Program{prog: prog, flags: flags}, nil
+}
+
+// Install loads the program on every thread of the calling process with
+// seccomp(2) and returns the notification fd, or -1 when the profile has no
+// SCMP_ACT_NOTIFY rule. Without no_new_privs the caller needs CAP_SYS_ADMIN.
+func (p *Program) Install() (int, error) {
+	fprog := unix.SockFprog{Len: uint16(len(p.prog)), Filter: &p.prog[0]}
+	fd, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, p.flags, uintptr(unsafe.Pointer(&fprog)))
+	runtime.KeepAlive(p.prog)
+	if errno != 0 {
+		return -1, fmt.Errorf("seccomp(SECCOMP_SET_MODE_FILTER, %#x): %w", p.flags, errno)
+	}
+	if p.flags&unix.SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
+		return -1, nil
+	}
+	return int(fd), nil
 }

@@ -1,0 +1,394 @@
+package container
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/internal/errdefs"
+	"github.com/gantry-project/gantry/internal/oci/linux/cgroup"
+	"github.com/gantry-project/gantry/internal/oci/linux/console"
+	"github.com/gantry-project/gantry/internal/oci/nsexec"
+	"github.com/gantry-project/gantry/internal/oci/spec"
+	"github.com/gantry-project/gantry/internal/oci/state"
+)
+
+// ExecOptions are the flags of "exec".
+type ExecOptions struct {
+	ID             string
+	ProcessFile    string // --process: a runtime-spec process JSON ("-": stdin)
+	Args           []string
+	Tty            bool
+	ConsoleSocket  string
+	Detach         bool
+	PidFile        string
+	Cwd            string
+	Env            []string
+	User           string // uid[:gid]
+	AdditionalGids []int64
+	Caps           []string
+	NoNewPrivs     bool
+	Apparmor       string
+	ProcessLabel   string
+	PreserveFDs    int
+	IgnorePaused   bool
+	Cgroup         string
+}
+
+// nsFiles maps runtime-spec namespace types to their /proc/PID/ns names.
+var nsFiles = map[specs.LinuxNamespaceType]string{
+	specs.UserNamespace:    "user",
+	specs.MountNamespace:   "mnt",
+	specs.PIDNamespace:     "pid",
+	specs.NetworkNamespace: "net",
+	specs.IPCNamespace:     "ipc",
+	specs.UTSNamespace:     "uts",
+	specs.CgroupNamespace:  "cgroup",
+	specs.TimeNamespace:    "time",
+}
+
+// Exec runs a new process in a running container: it joins every
+// namespace of the container's init (user and mount included, done by the
+// C bootstrap), its cgroup, and gets the container's capabilities, seccomp
+// filter, rlimits, no_new_privs and labels unless the process says
+// otherwise. Detached it returns once the process runs; else it waits and
+// returns the process's exit status.
+func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
+	c, err := r.Store.Load(o.ID)
+	if err != nil {
+		return -1, err
+	}
+	switch st := r.status(c); st {
+	case state.Running, state.Created:
+	case state.Paused:
+		if !o.IgnorePaused {
+			return -1, fmt.Errorf("exec in container %q: it is paused (use --ignore-paused): %w", o.ID, errdefs.ErrFailedPrecondition)
+		}
+	default:
+		return -1, fmt.Errorf("exec in container %q: it is %s: %w", o.ID, st, errdefs.ErrFailedPrecondition)
+	}
+	if o.Cgroup != "" {
+		return -1, fmt.Errorf("exec --cgroup: sub-cgroups are not supported yet: %w", errdefs.ErrNotImplemented)
+	}
+	proc, err := execProcess(c.Spec.Process, o)
+	if err != nil {
+		return -1, err
+	}
+	if proc.Terminal && o.ConsoleSocket == "" && o.Detach {
+		return -1, fmt.Errorf("exec --tty --detach needs --console-socket: %w", errdefs.ErrInvalidArgument)
+	}
+	if !proc.Terminal && o.ConsoleSocket != "" {
+		return -1, fmt.Errorf("--console-socket given without a terminal (--tty or process.terminal): %w", errdefs.ErrInvalidArgument)
+	}
+	sp := *c.Spec
+	sp.Process = proc
+	sp.Hooks = nil
+	linux := *c.Spec.Linux
+	sp.Linux = &linux
+
+	boot := &nsexec.Bootstrap{}
+	for _, ns := range c.Spec.Linux.Namespaces {
+		file, ok := nsFiles[ns.Type]
+		if !ok {
+			continue
+		}
+		boot.Joins = append(boot.Joins, nsexec.Join{Type: file, Path: fmt.Sprintf("/proc/%d/ns/%s", c.Pid, file)})
+		if ns.Type == specs.PIDNamespace || ns.Type == specs.TimeNamespace {
+			boot.Fork = true
+		}
+	}
+	cfg := &InitConfig{
+		ID: c.ID, Spec: &sp, Bundle: c.Bundle, Rootfs: c.Rootfs,
+		PreserveFDs: o.PreserveFDs, Exec: true, ConsoleFD: -1, ListenerFD: -1, FifoFD: -1,
+	}
+
+	self, err := protectedSelf()
+	if err != nil {
+		return -1, err
+	}
+	defer self.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socketpair: %w", err)
+	}
+	parentSock := os.NewFile(uintptr(fds[0]), "exec-parent")
+	childSock := os.NewFile(uintptr(fds[1]), "exec-child")
+	defer parentSock.Close()
+	defer childSock.Close()
+
+	files := newChildFiles(o.PreserveFDs)
+	defer files.close()
+	sockFD := files.add(childSock)
+
+	var consoleLocal *os.File
+	if proc.Terminal {
+		var conn *os.File
+		if o.ConsoleSocket != "" {
+			conn, err = console.DialSocket(o.ConsoleSocket)
+			if err != nil {
+				return -1, fmt.Errorf("--console-socket %s: %w", o.ConsoleSocket, err)
+			}
+		} else {
+			pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return -1, fmt.Errorf("socketpair: %w", err)
+			}
+			consoleLocal = os.NewFile(uintptr(pair[0]), "console-local")
+			defer consoleLocal.Close()
+			conn = os.NewFile(uintptr(pair[1]), "console-remote")
+		}
+		defer conn.Close()
+		cfg.ConsoleFD = files.add(conn)
+	}
+	if sc := sp.Linux.Seccomp; sc != nil && sc.ListenerPath != "" {
+		if cfg.ListenerFD, err = files.addSeccompListener(sc.ListenerPath); err != nil {
+			return -1, err
+		}
+	}
+
+	sigs := make(chan os.Signal, 32)
+	if !o.Detach {
+		signal.Notify(sigs)
+		defer signal.Stop(sigs)
+	}
+	cmd := &exec.Cmd{
+		Path:       selfPath(self),
+		Args:       []string{"gantry-oci", "init"},
+		Env:        initEnv(sockFD),
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: files.files,
+	}
+	if err := cmd.Start(); err != nil {
+		return -1, fmt.Errorf("start exec bootstrap: %w", err)
+	}
+	childSock.Close()
+	fail := func(err error, pids ...int) (int, error) {
+		for _, p := range pids {
+			unix.Kill(p, unix.SIGKILL)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		for _, p := range pids {
+			var ws unix.WaitStatus
+			unix.Wait4(p, &ws, 0, nil)
+		}
+		return -1, err
+	}
+	if len(c.CgroupPaths) > 0 {
+		cg, err := cgroup.Load(c.CgroupPaths)
+		if err == nil {
+			err = cg.Apply(cmd.Process.Pid)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("join the container's cgroup: %w", err))
+		}
+	}
+	boot.Keep = files.keep()
+	rd := bufio.NewReader(parentSock)
+	pid, err := nsexec.Drive(parentSock, rd, boot, nil)
+	if err != nil {
+		return fail(err)
+	}
+	if boot.Fork {
+		if err := cmd.Wait(); err != nil {
+			return fail(fmt.Errorf("exec bootstrap: %w", err), pid)
+		}
+	}
+	cfg.Pid = pid
+	enc := json.NewEncoder(parentSock)
+	dec := json.NewDecoder(rd)
+	if err := send(enc, message{Type: msgConfig, Config: cfg}); err != nil {
+		return fail(fmt.Errorf("send config to exec process: %w", err), pid)
+	}
+	if _, err := expect(dec, msgReady); err != nil {
+		return fail(err, pid)
+	}
+	// The socket is close-on-exec in the process: EOF means it has
+	// executed the command (or died trying), so a pid file and a detached
+	// return never name a process that is still gantry-oci.
+	io.Copy(io.Discard, rd)
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			return fail(err, pid)
+		}
+	}
+	if o.Detach {
+		return 0, nil
+	}
+	var master *os.File
+	drain := func() {}
+	if consoleLocal != nil {
+		master, err = console.RecvFd(consoleLocal)
+		if err != nil {
+			return fail(fmt.Errorf("receive pty master: %w", err), pid)
+		}
+		defer master.Close()
+		restore := rawTerminal(os.Stdin)
+		defer restore()
+		resize(master)
+		drain = copyTerminal(master)
+	}
+	code, err := waitForwarding(pid, sigs, master)
+	drain()
+	return code, err
+}
+
+// waitForwarding waits for pid (a child of ours), forwarding signals to it,
+// and returns its exit status (128+n for a signal n).
+func waitForwarding(pid int, sigs chan os.Signal, master *os.File) (int, error) {
+	var ws unix.WaitStatus
+	done := make(chan error, 1)
+	go func() {
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			done <- err
+			return
+		}
+	}()
+	for {
+		select {
+		case sig := <-sigs:
+			switch s := sig.(unix.Signal); s {
+			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
+			case unix.SIGWINCH:
+				if master != nil {
+					resize(master)
+				}
+			default:
+				unix.Kill(pid, s)
+			}
+		case err := <-done:
+			if err != nil && !errors.Is(err, unix.ECHILD) {
+				return -1, fmt.Errorf("wait for process %d: %w", pid, err)
+			}
+			switch {
+			case ws.Exited():
+				return ws.ExitStatus(), nil
+			case ws.Signaled():
+				return 128 + int(ws.Signal()), nil
+			}
+			return 0, nil
+		}
+	}
+}
+
+// execProcess builds the process to exec from --process or from the
+// container's process and the flags.
+func execProcess(base *specs.Process, o ExecOptions) (*specs.Process, error) {
+	var p specs.Process
+	if o.ProcessFile != "" {
+		var data []byte
+		var err error
+		if o.ProcessFile == "-" {
+			data, err = io.ReadAll(os.Stdin)
+		} else {
+			data, err = os.ReadFile(o.ProcessFile)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--process %s: %w", o.ProcessFile, err)
+		}
+		if err := json.Unmarshal(data, &p); err != nil {
+			return nil, fmt.Errorf("--process %s: invalid JSON: %v: %w", o.ProcessFile, err, errdefs.ErrInvalidArgument)
+		}
+		if err := spec.ValidateProcess(&p); err != nil {
+			return nil, fmt.Errorf("--process %s: %w", o.ProcessFile, err)
+		}
+		return &p, nil
+	}
+	if len(o.Args) == 0 {
+		return nil, fmt.Errorf("exec: a command or --process is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if base != nil {
+		p = *base
+		p.Env = append([]string{}, base.Env...)
+		if base.Capabilities != nil {
+			caps := *base.Capabilities
+			p.Capabilities = &caps
+		}
+	}
+	p.Args = o.Args
+	p.Terminal = o.Tty
+	p.ConsoleSize = nil
+	if o.Cwd != "" {
+		p.Cwd = o.Cwd
+	}
+	if p.Cwd == "" {
+		p.Cwd = "/"
+	}
+	for _, e := range o.Env {
+		k, _, _ := strings.Cut(e, "=")
+		replaced := false
+		for i, old := range p.Env {
+			if strings.HasPrefix(old, k+"=") {
+				p.Env[i], replaced = e, true
+			}
+		}
+		if !replaced {
+			p.Env = append(p.Env, e)
+		}
+	}
+	if o.User != "" {
+		u, g, hasGid := strings.Cut(o.User, ":")
+		uid, err := strconv.ParseUint(u, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("--user %q: want uid[:gid]: %w", o.User, errdefs.ErrInvalidArgument)
+		}
+		p.User.UID = uint32(uid)
+		if hasGid {
+			gid, err := strconv.ParseUint(g, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("--user %q: want uid[:gid]: %w", o.User, errdefs.ErrInvalidArgument)
+			}
+			p.User.GID = uint32(gid)
+		}
+	}
+	for _, g := range o.AdditionalGids {
+		if g < 0 || g > 1<<32-1 {
+			return nil, fmt.Errorf("--additional-gids %d: out of range: %w", g, errdefs.ErrInvalidArgument)
+		}
+		p.User.AdditionalGids = append(p.User.AdditionalGids, uint32(g))
+	}
+	if len(o.Caps) > 0 {
+		if p.Capabilities == nil {
+			p.Capabilities = &specs.LinuxCapabilities{}
+		}
+		for _, c := range o.Caps {
+			c = strings.ToUpper(c)
+			if !strings.HasPrefix(c, "CAP_") {
+				c = "CAP_" + c
+			}
+			p.Capabilities.Bounding = append(p.Capabilities.Bounding, c)
+			p.Capabilities.Effective = append(p.Capabilities.Effective, c)
+			p.Capabilities.Permitted = append(p.Capabilities.Permitted, c)
+		}
+	}
+	if o.NoNewPrivs {
+		p.NoNewPrivileges = true
+	}
+	if o.Apparmor != "" {
+		p.ApparmorProfile = o.Apparmor
+	}
+	if o.ProcessLabel != "" {
+		p.SelinuxLabel = o.ProcessLabel
+	}
+	if err := spec.ValidateProcess(&p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
