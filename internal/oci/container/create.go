@@ -452,7 +452,8 @@ func killCgroup(cg cgroup.Manager) {
 }
 
 func initEnv(sockFD int) []string {
-	env := []string{nsexec.EnvInitFD + "=" + strconv.Itoa(sockFD)}
+	// The init is short-lived and single-purpose: one P and no GC.
+	env := []string{nsexec.EnvInitFD + "=" + strconv.Itoa(sockFD), "GOMAXPROCS=1", "GOGC=off"}
 	if traceOn {
 		env = append(env, "GANTRY_OCI_TRACE=1")
 	}

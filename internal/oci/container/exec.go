@@ -65,6 +65,7 @@ var nsFiles = map[specs.LinuxNamespaceType]string{
 // otherwise. Detached it returns once the process runs; else it waits and
 // returns the process's exit status.
 func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
+	tracef("exec: start")
 	c, err := r.Store.Load(o.ID)
 	if err != nil {
 		return -1, err
@@ -118,6 +119,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		return -1, err
 	}
 	defer self.Close()
+	tracef("exec: protected binary")
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("socketpair: %w", err)
@@ -175,6 +177,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		return -1, fmt.Errorf("start exec bootstrap: %w", err)
 	}
 	childSock.Close()
+	tracef("exec: bootstrap started")
 	fail := func(err error, pids ...int) (int, error) {
 		for _, p := range pids {
 			unix.Kill(p, unix.SIGKILL)
@@ -202,6 +205,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	if err != nil {
 		return fail(err)
 	}
+	tracef("exec: bootstrap done")
 	if boot.Fork {
 		if err := cmd.Wait(); err != nil {
 			return fail(fmt.Errorf("exec bootstrap: %w", err), pid)
@@ -216,10 +220,12 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	if _, err := expect(dec, msgReady); err != nil {
 		return fail(err, pid)
 	}
+	tracef("exec: process ready")
 	// The socket is close-on-exec in the process: EOF means it has
 	// executed the command (or died trying), so a pid file and a detached
 	// return never name a process that is still gantry-oci.
 	io.Copy(io.Discard, rd)
+	tracef("exec: process executed")
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {
 			return fail(err, pid)
