@@ -83,6 +83,22 @@ func TestKillSignal(t *testing.T) {
 	if s := GetState(t, b.ID); s.Status != "running" {
 		t.Fatalf("after run --detach: status %q, want running", s.Status)
 	}
+	// A signal that does not exist: an error naming it, the container
+	// untouched.
+	for _, sig := range []string{"SIGBOGUS", "65", "0x9"} {
+		_, stderr, code := Run(t, "kill", b.ID, sig)
+		if code == 0 {
+			t.Errorf("kill %s: exit 0, want an error", sig)
+			continue
+		}
+		checkOneErrorLine(t, stderr)
+		if !runtimeIsRunc && !strings.Contains(stderr, sig) {
+			t.Errorf("kill %s: error %q does not name the signal", sig, strings.TrimSpace(stderr))
+		}
+	}
+	if s := GetState(t, b.ID); s.Status != "running" {
+		t.Fatalf("after kill with bad signals: status %q, want running", s.Status)
+	}
 	// The probe handles SIGTERM and exits; pid 1 of a pid namespace only
 	// gets signals it handles, so this checks delivery.
 	mustRun(t, "kill", b.ID, "TERM")
@@ -132,7 +148,25 @@ func TestBadInput(t *testing.T) {
 		edit func(*specs.Spec)
 		// rootfs, when true, removes the bundle's rootfs directory.
 		noRootfs bool
+		// want is a part of the error line: the field or value at fault.
+		want string
+		// gantryOnly: runc 1.1.5 accepts this config (a warning at most).
+		gantryOnly bool
 	}{
+		{name: "unknown ociVersion major", edit: func(s *specs.Spec) { s.Version = "2.0.0" }, want: "ociVersion", gantryOnly: true},
+		{name: "relative cwd", edit: func(s *specs.Spec) { s.Process.Cwd = "tmp" }, want: "process.cwd"},
+		{name: "bad rlimit", edit: func(s *specs.Spec) {
+			s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_BOGUS", Hard: 1, Soft: 1})
+		}, want: "RLIMIT_BOGUS"},
+		{name: "bad capability", edit: func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_BOGUS")
+		}, want: "CAP_BOGUS", gantryOnly: true},
+		{name: "hook not executable", edit: func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/etc/passwd"}}}
+		}, want: "hooks.createRuntime[0].path", gantryOnly: true},
+		{name: "unsupported memoryPolicy", edit: func(s *specs.Spec) {
+			s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: "MPOL_BIND", Nodes: "0"}
+		}, want: "linux.memoryPolicy", gantryOnly: true},
 		{name: "unknown namespace", edit: func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"})
 		}},
@@ -146,12 +180,18 @@ func TestBadInput(t *testing.T) {
 	for _, tt := range tests {
 		for _, verb := range []string{"create", "run"} {
 			t.Run(tt.name+"/"+verb, func(t *testing.T) {
+				if tt.gantryOnly {
+					skipIfRunc(t, "runc 1.1.5 accepts this config")
+				}
 				b := bundle.New(t, tt.edit)
 				_, stderr, code := Run(t, verb, "--bundle", b.Dir, b.ID)
 				if code == 0 {
 					t.Fatalf("%s: exit 0, want an error", verb)
 				}
 				checkOneErrorLine(t, stderr)
+				if tt.want != "" && !runtimeIsRunc && !strings.Contains(stderr, tt.want) {
+					t.Errorf("error %q does not name %q", strings.TrimSpace(stderr), tt.want)
+				}
 				checkNothingLeft(t, b.ID)
 			})
 		}

@@ -104,6 +104,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (*state.Container
 	if s.Linux == nil {
 		return nil, fmt.Errorf("config.json: linux: required on Linux: %w", errdefs.ErrInvalidArgument)
 	}
+	if err := unsupported(s.Linux); err != nil {
+		return nil, err
+	}
 	terminal := s.Process != nil && s.Process.Terminal
 	if terminal && o.ConsoleSocket == "" && o.consoleConn == nil {
 		return nil, fmt.Errorf("process.terminal is true: --console-socket is required: %w", errdefs.ErrInvalidArgument)
@@ -458,4 +461,18 @@ func initEnv(sockFD int) []string {
 		env = append(env, "GANTRY_OCI_TRACE=1")
 	}
 	return env
+}
+
+// unsupported refuses the parts of runtime-spec v1.3.0 that gantry-oci does
+// not implement yet, rather than run a container without them.
+func unsupported(l *specs.Linux) error {
+	switch {
+	case len(l.NetDevices) > 0:
+		return fmt.Errorf("config.json: linux.netDevices: moving host network devices into the container: %w", errdefs.ErrNotImplemented)
+	case l.MemoryPolicy != nil:
+		return fmt.Errorf("config.json: linux.memoryPolicy: NUMA memory policies: %w", errdefs.ErrNotImplemented)
+	case l.IntelRdt != nil:
+		return fmt.Errorf("config.json: linux.intelRdt: Intel RDT (resctrl): %w", errdefs.ErrNotImplemented)
+	}
+	return nil
 }
