@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -153,6 +154,14 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 		cg = nil
 	}
 	cr.cg = cg
+	if cg != nil {
+		// Create the directories; the bootstrap enters them itself.
+		cr.cgApplied = true
+		if err := cg.Apply(0); err != nil {
+			return nil, fmt.Errorf("linux.cgroupsPath %q: %w", s.Linux.CgroupsPath, err)
+		}
+		boot.CgroupV1, boot.CgroupV2 = cgroupDirs(cg.Paths())
+	}
 
 	tracef("create: cgroup manager")
 	self, err := protectedSelf()
@@ -228,14 +237,6 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 			cmd.Wait()
 		}
 	}()
-
-	if cg != nil {
-		cr.cgApplied = true
-		if err := cg.Apply(cmd.Process.Pid); err != nil {
-			return nil, fmt.Errorf("linux.cgroupsPath %q: %w", s.Linux.CgroupsPath, err)
-		}
-	}
-	tracef("create: cgroup applied")
 
 	boot.Keep = files.keep()
 	rd := bufio.NewReader(parentSock)
@@ -475,4 +476,18 @@ func unsupported(l *specs.Linux) error {
 		return fmt.Errorf("config.json: linux.intelRdt: Intel RDT (resctrl): %w", errdefs.ErrNotImplemented)
 	}
 	return nil
+}
+
+// cgroupDirs splits a cgroup manager's paths into the v1 directories and
+// the v2 one (key ""), sorted, for the bootstrap to enter.
+func cgroupDirs(paths map[string]string) (v1 []string, v2 string) {
+	for key, dir := range paths {
+		if key == "" {
+			v2 = dir
+			continue
+		}
+		v1 = append(v1, dir)
+	}
+	sort.Strings(v1)
+	return v1, v2
 }

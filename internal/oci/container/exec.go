@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gantry-project/gantry/internal/errdefs"
-	"github.com/gantry-project/gantry/internal/oci/linux/cgroup"
 	"github.com/gantry-project/gantry/internal/oci/linux/console"
 	"github.com/gantry-project/gantry/internal/oci/nsexec"
 	"github.com/gantry-project/gantry/internal/oci/spec"
@@ -109,6 +108,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 			boot.Fork = true
 		}
 	}
+	boot.CgroupV1, boot.CgroupV2 = cgroupDirs(c.CgroupPaths)
 	cfg := &InitConfig{
 		ID: c.ID, Spec: &sp, Bundle: c.Bundle, Rootfs: c.Rootfs,
 		PreserveFDs: o.PreserveFDs, Exec: true, ConsoleFD: -1, ListenerFD: -1, FifoFD: -1,
@@ -189,15 +189,6 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 			unix.Wait4(p, &ws, 0, nil)
 		}
 		return -1, err
-	}
-	if len(c.CgroupPaths) > 0 {
-		cg, err := cgroup.Load(c.CgroupPaths)
-		if err == nil {
-			err = cg.Apply(cmd.Process.Pid)
-		}
-		if err != nil {
-			return fail(fmt.Errorf("join the container's cgroup: %w", err))
-		}
 	}
 	boot.Keep = files.keep()
 	rd := bufio.NewReader(parentSock)

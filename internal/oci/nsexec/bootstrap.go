@@ -30,6 +30,11 @@ type Bootstrap struct {
 	// Keep lists the fds (>= 3) to keep open; every other fd but the
 	// socket is closed before anything else happens.
 	Keep []int
+	// CgroupV1 and CgroupV2 are the cgroup directories the bootstrap
+	// enters itself, before anything else (see enter_cgroups in nsexec.c:
+	// the kernel's fast path, no RCU grace period).
+	CgroupV1 []string
+	CgroupV2 string
 }
 
 // NamespaceTypes maps runtime-spec namespace types to the names nsexec.c
@@ -66,6 +71,18 @@ func (b *Bootstrap) Encode() ([]byte, error) {
 	}
 	if b.Fork {
 		sb.WriteString("fork 1\n")
+	}
+	for _, d := range b.CgroupV1 {
+		if strings.Contains(d, "\n") || d == "" {
+			return nil, fmt.Errorf("cgroup %q cannot be encoded", d)
+		}
+		fmt.Fprintf(&sb, "cgroup1 %s\n", d)
+	}
+	if b.CgroupV2 != "" {
+		if strings.Contains(b.CgroupV2, "\n") {
+			return nil, fmt.Errorf("cgroup %q cannot be encoded", b.CgroupV2)
+		}
+		fmt.Fprintf(&sb, "cgroup2 %s\n", b.CgroupV2)
 	}
 	for _, fd := range b.Keep {
 		if fd < 3 || fd >= 1024 {

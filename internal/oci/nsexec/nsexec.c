@@ -21,6 +21,8 @@
  *             fork 1             clone a child (needed for a PID namespace)
  *             keep <fd>          an fd to keep open; every other fd from 3
  *                                up (but the socket) is closed at once
+ *             cgroup1 <dir>      a cgroup v1 directory to enter (any number)
+ *             cgroup2 <dir>      the cgroup v2 directory to enter
  *   C -> P  "usermap <pid>\n"    after unshare(CLONE_NEWUSER): P writes the
  *                                uid/gid maps of <pid>, then answers
  *   P -> C  "ok\n"
@@ -41,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -56,6 +59,19 @@
 #define MAX_MSG (64 * 1024)
 #define MAX_JOIN 16
 #define MAX_KEEP 1024
+#define MAX_CGROUP 32
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+/* struct clone_args of clone3(2), version 2 (with cgroup) */
+struct gantry_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
 
 static int sockfd = -1;
 
@@ -172,6 +188,37 @@ static void write_file(const char *path, const char *data)
 	close(fd);
 }
 
+/*
+ * enter_cgroups puts this (single-threaded) process into its cgroups.
+ * Moving the calling thread by writing "0" to a v1 "tasks" file is the
+ * kernel's fast path: it skips the global cgroup_threadgroup_rwsem, whose
+ * write side waits for an RCU grace period (10-30 ms here) when a pid is
+ * written to cgroup.procs from outside. With one thread, moving the
+ * thread moves the process. The v2 directory is entered by clone3 with
+ * CLONE_INTO_CGROUP (the same fast path) when we fork, else through
+ * cgroup.procs. Returns the v2 directory's fd, or -1.
+ */
+static int enter_cgroups(char **v1, int nv1, const char *v2, int fork_later)
+{
+	char path[4096];
+	int cg2fd = -1;
+	for (int i = 0; i < nv1; i++) {
+		snprintf(path, sizeof(path), "%s/tasks", v1[i]);
+		write_file(path, "0");
+	}
+	if (v2 == NULL)
+		return -1;
+	if (fork_later) {
+		cg2fd = open(v2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cg2fd < 0)
+			bail("open cgroup %s", v2);
+		return cg2fd;
+	}
+	snprintf(path, sizeof(path), "%s/cgroup.procs", v2);
+	write_file(path, "0");
+	return -1;
+}
+
 /* close_unkept closes every fd from 3 up that keep does not mark. */
 static void close_unkept(const char *keep)
 {
@@ -192,7 +239,9 @@ void gantry_nsexec(void)
 	static char msg[MAX_MSG];
 	char *joins[MAX_JOIN][2];
 	char *timens[16];
-	int njoin = 0, ntimens = 0, do_fork = 0;
+	int njoin = 0, ntimens = 0, do_fork = 0, ncg1 = 0, cg2fd = -1;
+	char *cg1[MAX_CGROUP];
+	char *cg2 = NULL;
 	static char keep[MAX_KEEP];
 	unsigned long clone_flags = 0;
 	const char *env = getenv("_GANTRY_INIT_FD");
@@ -231,6 +280,11 @@ void gantry_nsexec(void)
 				timens[ntimens++] = val;
 		} else if (strcmp(line, "fork") == 0) {
 			do_fork = atoi(val);
+		} else if (strcmp(line, "cgroup1") == 0) {
+			if (ncg1 < MAX_CGROUP)
+				cg1[ncg1++] = val;
+		} else if (strcmp(line, "cgroup2") == 0) {
+			cg2 = val;
 		} else if (strcmp(line, "keep") == 0) {
 			int fd = atoi(val);
 			if (fd >= 3 && fd < MAX_KEEP)
@@ -244,6 +298,13 @@ void gantry_nsexec(void)
 	 */
 	keep[sockfd] = 1;
 	close_unkept(keep);
+
+	/*
+	 * Cgroups first: before a joined mount namespace changes what
+	 * /sys/fs/cgroup is, and before a user namespace takes away the
+	 * right to write the host's cgroup files.
+	 */
+	cg2fd = enter_cgroups(cg1, ncg1, cg2, do_fork);
 
 	/* A joined user namespace comes first: it owns the others. */
 	join_all(joins, njoin);
@@ -268,9 +329,17 @@ void gantry_nsexec(void)
 			bail("setresuid 0 in user namespace");
 	}
 
-	if (clone_flags & ~(unsigned long)CLONE_NEWUSER) {
-		if (unshare((int)(clone_flags & ~(unsigned long)CLONE_NEWUSER)) < 0)
-			bail("create namespaces (flags %#lx)", clone_flags & ~(unsigned long)CLONE_NEWUSER);
+	/*
+	 * A new cgroup namespace is rooted at the cgroups of its creator:
+	 * when the init enters its v2 cgroup at clone time, it creates the
+	 * namespace itself, after the clone.
+	 */
+	unsigned long now = clone_flags & ~(unsigned long)CLONE_NEWUSER;
+	if (do_fork)
+		now &= ~(unsigned long)CLONE_NEWCGROUP;
+	if (now) {
+		if (unshare((int)now) < 0)
+			bail("create namespaces (flags %#lx)", now);
 	}
 	if (clone_flags & CLONE_NEWTIME) {
 		for (int i = 0; i < ntimens; i++)
@@ -283,7 +352,25 @@ void gantry_nsexec(void)
 		 * CLONE_PARENT: the child becomes a sibling, a child of the parent
 		 * gantry-oci, so that "run" can wait for it directly.
 		 */
-		pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+		struct gantry_clone_args args = { 0 };
+		pid_t pid;
+		args.flags = CLONE_PARENT;
+		/* with CLONE_PARENT the kernel gives the child our own exit signal */
+		args.exit_signal = 0;
+		if (cg2fd >= 0) {
+			args.flags |= CLONE_INTO_CGROUP;
+			args.cgroup = (uint64_t)cg2fd;
+		}
+		pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+		if (pid < 0 && (errno == ENOSYS || errno == E2BIG)) {
+			/* kernel before 5.7: plain clone, then enter through cgroup.procs */
+			pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+			if (pid == 0 && cg2 != NULL) {
+				char path[4096];
+				snprintf(path, sizeof(path), "%s/cgroup.procs", cg2);
+				write_file(path, "0");
+			}
+		}
 		if (pid < 0)
 			bail("clone container init");
 		if (pid > 0) {
@@ -292,6 +379,10 @@ void gantry_nsexec(void)
 			_exit(0);
 		}
 		/* child: the container's init (PID 1 of a new PID namespace) */
+		if (cg2fd >= 0)
+			close(cg2fd);
+		if ((clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+			bail("create cgroup namespace");
 	} else {
 		char buf[64];
 		snprintf(buf, sizeof(buf), "pid %d\n", getpid());
