@@ -48,6 +48,6 @@ func newExec(g *globals) *cobra.Command {
 	f.StringVar(&o.ProcessLabel, "process-label", "", "SELinux label")
 	f.IntVar(&o.PreserveFDs, "preserve-fds", 0, "pass this many fds after stdio to the process")
 	f.BoolVar(&o.IgnorePaused, "ignore-paused", false, "exec even if the container is paused")
-	f.StringVar(&o.Cgroup, "cgroup", "", "run in a sub-cgroup (not supported yet)")
+	f.StringVar(&o.Cgroup, "cgroup", "", "run in a sub-cgroup of the container: PATH or CONTROLLER[,CONTROLLER]:PATH")
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -78,8 +79,9 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	default:
 		return -1, fmt.Errorf("exec in container %q: it is %s: %w", o.ID, st, errdefs.ErrFailedPrecondition)
 	}
-	if o.Cgroup != "" {
-		return -1, fmt.Errorf("exec --cgroup: sub-cgroups are not supported yet: %w", errdefs.ErrNotImplemented)
+	cgPaths, err := subCgroups(c.CgroupPaths, o.Cgroup)
+	if err != nil {
+		return -1, err
 	}
 	proc, err := execProcess(c.Spec.Process, o)
 	if err != nil {
@@ -108,7 +110,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 			boot.Fork = true
 		}
 	}
-	boot.CgroupV1, boot.CgroupV2 = cgroupDirs(c.CgroupPaths)
+	boot.CgroupV1, boot.CgroupV2 = cgroupDirs(cgPaths)
 	cfg := &InitConfig{
 		ID: c.ID, Spec: &sp, Bundle: c.Bundle, Rootfs: c.Rootfs,
 		PreserveFDs: o.PreserveFDs, Exec: true, ConsoleFD: -1, ListenerFD: -1, FifoFD: -1,
@@ -388,4 +390,50 @@ func execProcess(base *specs.Process, o ExecOptions) (*specs.Process, error) {
 		return nil, err
 	}
 	return &p, nil
+}
+
+// subCgroups applies exec --cgroup to the container's cgroup paths, as runc
+// does: "PATH" puts the process in the sub-cgroup PATH of every hierarchy,
+// "CTRL[,CTRL...]:PATH" only in those controllers' hierarchies (v1; "" or
+// "unified" names the v2 one). The sub-cgroup must exist and stay below the
+// container's cgroup.
+func subCgroups(paths map[string]string, spec string) (map[string]string, error) {
+	if spec == "" {
+		return paths, nil
+	}
+	ctrls, sub, found := strings.Cut(spec, ":")
+	if !found {
+		ctrls, sub = "", spec
+	}
+	clean := filepath.Clean("/" + sub)
+	if clean == "/" || strings.Contains(sub, "..") {
+		return nil, fmt.Errorf("exec --cgroup %q: want a sub-cgroup below the container's: %w", spec, errdefs.ErrInvalidArgument)
+	}
+	want := map[string]bool{}
+	for _, c := range strings.Split(ctrls, ",") {
+		if c == "unified" {
+			c = ""
+		}
+		if ctrls != "" {
+			want[c] = true
+		}
+	}
+	out := make(map[string]string, len(paths))
+	for key, dir := range paths {
+		if len(want) > 0 && !want[key] {
+			out[key] = dir
+			continue
+		}
+		d := filepath.Join(dir, clean)
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("exec --cgroup %q: %s does not exist: %w", spec, d, errdefs.ErrNotFound)
+		}
+		out[key] = d
+	}
+	for c := range want {
+		if _, ok := paths[c]; !ok {
+			return nil, fmt.Errorf("exec --cgroup %q: the container has no %q cgroup: %w", spec, c, errdefs.ErrInvalidArgument)
+		}
+	}
+	return out, nil
 }
