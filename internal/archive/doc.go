@@ -1,0 +1,9 @@
+// Package archive applies layer tar streams to a directory safely and
+// decompresses layer blobs. Apply resolves every entry inside the target
+// root (symlinks are followed only as if root were "/", never out of it),
+// refuses names and hardlinks that climb out with "..", keeps owners, modes,
+// xattrs, times, device nodes and hardlinks, and turns OCI whiteouts either
+// into deletions (WhiteoutRemove, for the native snapshotter) or into the
+// 0:0 character devices and trusted.overlay.opaque xattrs that overlayfs
+// reads (WhiteoutOverlay). Decompress sniffs gzip, zstd, bzip2 or plain.
+package archive

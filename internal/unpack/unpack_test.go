@@ -1,0 +1,325 @@
+package unpack
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gantry-project/gantry/internal/content"
+	"github.com/gantry-project/gantry/internal/errdefs"
+	"github.com/gantry-project/gantry/internal/snapshot"
+	"github.com/gantry-project/gantry/internal/snapshot/native"
+	"github.com/gantry-project/gantry/internal/snapshot/overlay"
+	"github.com/gantry-project/gantry/internal/snapshot/testsuite"
+)
+
+type ent struct {
+	name, body, link string
+	typ              byte
+}
+
+func layerTar(t *testing.T, ents ...ent) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range ents {
+		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: 0o644,
+			Uid: os.Getuid(), Gid: os.Getgid(), ModTime: time.Unix(1700000000, 0)}
+		switch h.Typeflag {
+		case 0:
+			h.Typeflag = tar.TypeReg
+			h.Size = int64(len(e.body))
+		case tar.TypeDir:
+			h.Mode = 0o755
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			tw.Write([]byte(e.body))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+type layer struct {
+	desc   ocispec.Descriptor
+	diffID digest.Digest
+}
+
+// store compresses the tar (gzip, zstd or none) into cs.
+func store(t *testing.T, cs *content.Store, tarball []byte, compression string) layer {
+	t.Helper()
+	var blob bytes.Buffer
+	switch compression {
+	case "gzip":
+		w := gzip.NewWriter(&blob)
+		w.Write(tarball)
+		w.Close()
+	case "zstd":
+		w, _ := zstd.NewWriter(&blob)
+		w.Write(tarball)
+		w.Close()
+	default:
+		blob.Write(tarball)
+	}
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(blob.Bytes()), Size: int64(blob.Len())}
+	ctx := context.Background()
+	w, err := cs.Writer(ctx, desc.Digest.String(), desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(blob.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatal(err)
+	}
+	return layer{desc: desc, diffID: digest.FromBytes(tarball)}
+}
+
+func image(layers ...layer) (ocispec.Manifest, ocispec.Image) {
+	var m ocispec.Manifest
+	var c ocispec.Image
+	c.RootFS.Type = "layers"
+	for _, l := range layers {
+		m.Layers = append(m.Layers, l.desc)
+		c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, l.diffID)
+	}
+	return m, c
+}
+
+// counting counts Prepare calls.
+type counting struct {
+	snapshot.Snapshotter
+	prepares atomic.Int32
+}
+
+func (c *counting) Prepare(ctx context.Context, key, parent string) ([]snapshot.Mount, error) {
+	c.prepares.Add(1)
+	return c.Snapshotter.Prepare(ctx, key, parent)
+}
+
+func tree(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch {
+		case rel == ".":
+			return nil
+		case fi.IsDir():
+			rel += "/"
+		case fi.Mode().IsRegular():
+			b, _ := os.ReadFile(p)
+			rel += ":" + string(b)
+		}
+		out = append(out, rel)
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+func snapshotters(t *testing.T) map[string]func(root string) (snapshot.Snapshotter, error) {
+	m := map[string]func(string) (snapshot.Snapshotter, error){"native": native.New}
+	if os.Geteuid() == 0 {
+		m["overlay"] = overlay.New
+	}
+	return m
+}
+
+func keys(t *testing.T, sn snapshot.Snapshotter) []string {
+	t.Helper()
+	var out []string
+	if err := sn.Walk(context.Background(), func(i snapshot.Info) error {
+		out = append(out, i.Key+"/"+i.Kind.String())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestUnpack(t *testing.T) {
+	for name, newSn := range snapshotters(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			cs, err := content.NewStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, err := newSn(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { base.Close() })
+			sn := &counting{Snapshotter: base}
+
+			l1 := store(t, cs, layerTar(t,
+				ent{name: "a", body: "a"}, ent{name: "d/", typ: tar.TypeDir}, ent{name: "d/x", body: "x"}, ent{name: "d/y", body: "y"},
+				ent{name: "o/", typ: tar.TypeDir}, ent{name: "o/old", body: "old"}, ent{name: "o/sub/", typ: tar.TypeDir}, ent{name: "o/sub/f", body: "f"},
+				ent{name: "shared", body: "s"}), "gzip")
+			l2 := store(t, cs, layerTar(t,
+				ent{name: ".wh.a", body: ""}, ent{name: "d/", typ: tar.TypeDir}, ent{name: "d/.wh.x"},
+				ent{name: "o/", typ: tar.TypeDir}, ent{name: "o/.wh..wh..opq"}, ent{name: "o/new", body: "new"},
+				ent{name: "b", body: "b"}), "zstd")
+			l3 := store(t, cs, layerTar(t,
+				ent{name: "c", body: "c"}, ent{name: "c2", typ: tar.TypeLink, link: "c"},
+				ent{name: "d/", typ: tar.TypeDir}, ent{name: "d/z", body: "z"},
+				ent{name: "shared-link", typ: tar.TypeLink, link: "shared"}), "none")
+
+			m, c := image(l1, l2, l3)
+			top, err := Unpack(ctx, cs, sn, m, c)
+			if err != nil {
+				t.Fatalf("unpack: %v", err)
+			}
+			chain := ChainIDs(c.RootFS.DiffIDs)
+			want2 := digest.FromString(digest.FromString(l1.diffID.String()+" "+l2.diffID.String()).String() + " " + l3.diffID.String())
+			if chain[0] != l1.diffID || chain[2] != want2 || top != want2.String() {
+				t.Errorf("chain IDs %v, top %s; want top %s", chain, top, want2)
+			}
+			if n := sn.prepares.Load(); n != 3 {
+				t.Errorf("first unpack: %d prepares, want 3", n)
+			}
+			wantKeys := []string{chain[0].String() + "/committed", chain[1].String() + "/committed", chain[2].String() + "/committed"}
+			sort.Strings(wantKeys)
+			if got := keys(t, sn); strings.Join(got, " ") != strings.Join(wantKeys, " ") {
+				t.Errorf("snapshots %v, want %v", got, wantKeys)
+			}
+			mounts, err := sn.View(ctx, "view", top)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testsuite.Use(t, mounts, func(dir string) {
+				got := tree(t, dir)
+				want := []string{"b:b", "c:c", "c2:c", "d/", "d/y:y", "d/z:z", "o/", "o/new:new", "shared:s", "shared-link:s"}
+				sort.Strings(want)
+				if strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Errorf("merged tree:\n got %v\nwant %v", got, want)
+				}
+			})
+			if err := sn.Remove(ctx, "view"); err != nil {
+				t.Fatal(err)
+			}
+
+			// Unpacking again, or another image sharing the first two
+			// layers, applies only what is missing.
+			sn.prepares.Store(0)
+			if _, err := Unpack(ctx, cs, sn, m, c); err != nil {
+				t.Fatal(err)
+			}
+			l4 := store(t, cs, layerTar(t, ent{name: "four", body: "4"}), "gzip")
+			m2, c2 := image(l1, l2, l4)
+			top2, err := Unpack(ctx, cs, sn, m2, c2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := sn.prepares.Load(); n != 1 {
+				t.Errorf("re-unpack and shared-base unpack: %d prepares, want 1", n)
+			}
+			if info, err := sn.Stat(ctx, top2); err != nil || info.Parent != chain[1].String() {
+				t.Errorf("second image top %s: %+v %v", top2, info, err)
+			}
+		})
+	}
+}
+
+func TestUnpackFailures(t *testing.T) {
+	for name, newSn := range snapshotters(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			cs, err := content.NewStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sn, err := newSn(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sn.Close() })
+			l1 := store(t, cs, layerTar(t, ent{name: "a", body: "a"}), "gzip")
+			l2 := store(t, cs, layerTar(t, ent{name: "b", body: "b"}), "gzip")
+			wrong := digest.FromString("not the layer")
+
+			m, c := image(l1, l2)
+			c.RootFS.DiffIDs[1] = wrong
+			_, err = Unpack(ctx, cs, sn, m, c)
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("wrong diff_id: got %v, want ErrInvalidArgument", err)
+			}
+			for _, s := range []string{"layer 1", wrong.String(), l2.diffID.String()} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not name %q", err, s)
+				}
+			}
+			// Layer 0 stays (it is valid); nothing of layer 1 does.
+			if got := keys(t, sn); len(got) != 1 || got[0] != l1.diffID.String()+"/committed" {
+				t.Errorf("snapshots after failure: %v", got)
+			}
+
+			missing := l2
+			missing.desc.Digest = digest.FromString("missing blob")
+			m, c = image(l1, missing)
+			if _, err := Unpack(ctx, cs, sn, m, c); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Errorf("missing blob: got %v, want ErrNotFound", err)
+			}
+			if got := keys(t, sn); len(got) != 1 {
+				t.Errorf("snapshots after missing blob: %v", got)
+			}
+
+			m, c = image(l1, l2)
+			c.RootFS.DiffIDs = c.RootFS.DiffIDs[:1]
+			if _, err := Unpack(ctx, cs, sn, m, c); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("layer count mismatch: got %v", err)
+			}
+			m, c = image(l1, l2)
+			if top, err := Unpack(ctx, cs, sn, m, c); err != nil || top != ChainIDs(c.RootFS.DiffIDs)[1].String() {
+				t.Errorf("unpack after failures: %q %v", top, err)
+			}
+		})
+	}
+}
+
+func TestChainIDs(t *testing.T) {
+	a, b := digest.FromString("a"), digest.FromString("b")
+	tests := []struct {
+		in   []digest.Digest
+		want []digest.Digest
+	}{
+		{nil, []digest.Digest{}},
+		{[]digest.Digest{a}, []digest.Digest{a}},
+		{[]digest.Digest{a, b}, []digest.Digest{a, digest.FromString(a.String() + " " + b.String())}},
+	}
+	for _, tt := range tests {
+		got := ChainIDs(tt.in)
+		if len(got) != len(tt.want) {
+			t.Fatalf("ChainIDs(%v) = %v", tt.in, got)
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Errorf("ChainIDs(%v)[%d] = %s, want %s", tt.in, i, got[i], tt.want[i])
+			}
+		}
+	}
+}
