@@ -15,7 +15,7 @@ deps: ## install every Debian package and Go tool the build and tests need (idem
 	@bash scripts/deps.sh
 
 build: ## build the binaries into bin/
-	$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN)/gantry-oci ./cmd/gantry-oci
+	$(GO) build -trimpath -tags "netgo osusergo" -ldflags "-s -w -linkmode external -extldflags -static $(LDFLAGS)" -o $(BIN)/gantry-oci ./cmd/gantry-oci
 
 PKG_TESTS := ./internal/... ./cmd/... ./test/bundle/... ./test/probe/... ./test/conformance/...
 E2E_TESTS := ./test/integration/ ./test/clients/

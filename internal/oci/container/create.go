@@ -248,12 +248,6 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	}
 	cr.pids = append(cr.pids, pid)
 	tracef("create: bootstrap done")
-	if boot.Fork {
-		waited = true
-		if err := cmd.Wait(); err != nil {
-			return nil, fmt.Errorf("container bootstrap: %w", err)
-		}
-	}
 	initCfg.Pid = pid
 	startTime, _, err := state.StartTime(pid)
 	if err != nil {
@@ -264,6 +258,13 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	dec := json.NewDecoder(rd)
 	if err := send(enc, message{Type: msgConfig, Config: initCfg}); err != nil {
 		return nil, fmt.Errorf("send config to container init: %w", err)
+	}
+	// Reap the bootstrap only now: the init is already reading its config.
+	if boot.Fork {
+		waited = true
+		if err := cmd.Wait(); err != nil {
+			return nil, fmt.Errorf("container bootstrap: %w", err)
+		}
 	}
 	if _, err := expect(dec, msgHooks); err != nil {
 		return nil, err

@@ -199,16 +199,17 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		return fail(err)
 	}
 	tracef("exec: bootstrap done")
-	if boot.Fork {
-		if err := cmd.Wait(); err != nil {
-			return fail(fmt.Errorf("exec bootstrap: %w", err), pid)
-		}
-	}
 	cfg.Pid = pid
 	enc := json.NewEncoder(parentSock)
 	dec := json.NewDecoder(rd)
 	if err := send(enc, message{Type: msgConfig, Config: cfg}); err != nil {
 		return fail(fmt.Errorf("send config to exec process: %w", err), pid)
+	}
+	// Reap the bootstrap only now: the process is already reading its config.
+	if boot.Fork {
+		if err := cmd.Wait(); err != nil {
+			return fail(fmt.Errorf("exec bootstrap: %w", err), pid)
+		}
 	}
 	if _, err := expect(dec, msgReady); err != nil {
 		return fail(err, pid)

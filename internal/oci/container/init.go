@@ -35,6 +35,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // and executes the user's process. It returns only on failure.
 func Init() error {
 	runtime.LockOSThread()
+	tracef("init: go main")
 	fd, err := strconv.Atoi(os.Getenv(nsexec.EnvInitFD))
 	if err != nil {
 		return fmt.Errorf("init: %s not set: gantry-oci init is started by gantry-oci create", nsexec.EnvInitFD)
