@@ -1,0 +1,501 @@
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gantry-project/gantry/internal/content"
+	"github.com/gantry-project/gantry/internal/errdefs"
+)
+
+// Options tune Pull.
+type Options struct {
+	// Hosts holds the mirrors per registry host; nil means none.
+	Hosts *Hosts
+	// Insecure lists hosts (host or host:port) that may be reached over
+	// plain HTTP; loopback hosts always may.
+	Insecure []string
+	// CAFile is a PEM bundle trusted in addition to the system roots.
+	CAFile string
+	// Credentials returns the user and password for a registry host
+	// ("docker.io" for Docker Hub); empty strings mean anonymous.
+	Credentials func(host string) (user, pass string, err error)
+	// Platform to pick from an index; the zero value means the host's
+	// (DefaultPlatform).
+	Platform ocispec.Platform
+	// Progress, when set, is called (never concurrently) as blobs download.
+	Progress func(Progress)
+	// MaxConcurrent bounds the layers downloaded at once (default 3).
+	MaxConcurrent int
+	// MaxRetries bounds the retries of one request after a network error,
+	// a cut download or a 429/5xx answer (default 4); backoff doubles from
+	// 250ms up to 8s.
+	MaxRetries int
+}
+
+// Progress reports a blob's download.
+type Progress struct {
+	Ref    string
+	Digest digest.Digest
+	// MediaType of the blob (added to the contract: lets a UI tell layers
+	// from configs).
+	MediaType string
+	Total     int64
+	Offset    int64
+	Done      bool
+	Err       error
+}
+
+// Size bounds for what is read into memory.
+const (
+	MaxManifestSize = 4 << 20
+	MaxConfigSize   = 32 << 20
+)
+
+// Media types Pull understands.
+const (
+	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	MediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
+	MediaTypeDockerLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	MediaTypeDockerLayerZstd    = "application/vnd.docker.image.rootfs.diff.tar.zstd"
+	MediaTypeDockerLayer        = "application/vnd.docker.image.rootfs.diff.tar"
+)
+
+var manifestAccept = strings.Join([]string{
+	ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest,
+	MediaTypeDockerManifestList, MediaTypeDockerManifest,
+}, ", ")
+
+// IsIndex reports whether mt is an OCI index or a Docker manifest list.
+func IsIndex(mt string) bool {
+	return mt == ocispec.MediaTypeImageIndex || mt == MediaTypeDockerManifestList
+}
+
+// IsManifest reports whether mt is an OCI or Docker schema 2 manifest.
+func IsManifest(mt string) bool {
+	return mt == ocispec.MediaTypeImageManifest || mt == MediaTypeDockerManifest
+}
+
+// IsLayer reports whether mt is a layer media type unpack can apply.
+func IsLayer(mt string) bool {
+	switch mt {
+	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageLayerZstd,
+		ocispec.MediaTypeImageLayerNonDistributable, ocispec.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck // still seen in the wild
+		ocispec.MediaTypeImageLayerNonDistributableZstd, //nolint:staticcheck // still seen in the wild
+		MediaTypeDockerLayerGzip, MediaTypeDockerLayerZstd, MediaTypeDockerLayer:
+		return true
+	}
+	return false
+}
+
+// Reference is a parsed image reference.
+type Reference struct {
+	// Host as written in references and hosts.d ("docker.io" for Docker Hub).
+	Host string
+	// Repository path ("library/busybox").
+	Repository string
+	// Tag, empty when the reference is by digest only.
+	Tag string
+	// Digest, when the reference pins one.
+	Digest digest.Digest
+}
+
+// String is the canonical form host/repo[:tag][@digest].
+func (r Reference) String() string {
+	s := r.Host + "/" + r.Repository
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + string(r.Digest)
+	}
+	return s
+}
+
+// ParseReference parses ref with Docker's defaults: docker.io for a
+// reference without a registry, library/ for a one-part Docker Hub name,
+// latest without a tag or digest. A reference with both a tag and a digest
+// is pulled by digest.
+func ParseReference(ref string) (Reference, error) {
+	bad := func(err error) error {
+		return fmt.Errorf("parse reference %q: %w: %w", ref, err, errdefs.ErrInvalidArgument)
+	}
+	var out Reference
+	rest := ref
+	if i := strings.Index(rest, "@"); i >= 0 {
+		d, err := digest.Parse(rest[i+1:])
+		if err != nil {
+			return Reference{}, bad(err)
+		}
+		out.Digest, rest = d, rest[:i]
+	}
+	var r name.Reference
+	var err error
+	if out.Digest != "" {
+		r, err = name.ParseReference(rest+"@"+string(out.Digest), name.WithDefaultRegistry(dockerHub))
+		if err == nil {
+			if lastColon := strings.LastIndex(rest, ":"); lastColon > strings.LastIndex(rest, "/") {
+				out.Tag = rest[lastColon+1:]
+			}
+		}
+	} else {
+		r, err = name.ParseReference(rest, name.WithDefaultRegistry(dockerHub))
+	}
+	if err != nil {
+		return Reference{}, bad(err)
+	}
+	ctx := r.Context()
+	out.Host = ctx.RegistryStr()
+	if out.Host == "index.docker.io" {
+		out.Host = dockerHub
+	}
+	out.Repository = ctx.RepositoryStr()
+	if t, ok := r.(name.Tag); ok {
+		out.Tag = t.TagStr()
+	}
+	return out, nil
+}
+
+// puller is the state of one Pull.
+type puller struct {
+	cs   *content.Store
+	opts Options
+	ref  Reference
+	eps  []Endpoint
+
+	mu      sync.Mutex
+	clients map[int]*client
+	dead    map[int]error
+
+	progMu sync.Mutex
+}
+
+// Pull resolves ref, picks the platform from an index, fetches index,
+// manifest, config and layers into cs (layers in parallel, Range resume,
+// bounded retries), and returns the image's target descriptor (what the
+// reference names: an index or a manifest) and the manifest and config it
+// chose. Blobs already in cs are not downloaded again.
+func Pull(ctx context.Context, cs *content.Store, ref string, opts Options) (ocispec.Descriptor, ocispec.Manifest, ocispec.Image, error) {
+	var zd ocispec.Descriptor
+	r, err := ParseReference(ref)
+	if err != nil {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, err
+	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = 3
+	}
+	if opts.MaxRetries <= 0 {
+		opts.MaxRetries = 4
+	}
+	if opts.Platform.OS == "" {
+		opts.Platform = DefaultPlatform()
+	}
+	p := &puller{cs: cs, opts: opts, ref: r, eps: opts.Hosts.Endpoints(r.Host), clients: map[int]*client{}, dead: map[int]error{}}
+	target, m, cfg, err := p.pull(ctx)
+	if err != nil {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, fmt.Errorf("pull %s: %w", r, err)
+	}
+	return target, m, cfg, nil
+}
+
+func (p *puller) pull(ctx context.Context) (ocispec.Descriptor, ocispec.Manifest, ocispec.Image, error) {
+	var zd ocispec.Descriptor
+	target, body, err := p.resolve(ctx)
+	if err != nil {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, err
+	}
+	if err := p.put(ctx, target, body); err != nil {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, err
+	}
+	desc := target
+	for depth := 0; IsIndex(desc.MediaType); depth++ {
+		if depth > 3 {
+			return zd, ocispec.Manifest{}, ocispec.Image{}, fmt.Errorf("index %s: nested more than 3 deep: %w", desc.Digest, errdefs.ErrInvalidArgument)
+		}
+		var idx ocispec.Index
+		if err := json.Unmarshal(body, &idx); err != nil {
+			return zd, ocispec.Manifest{}, ocispec.Image{}, fmt.Errorf("parse index %s: %w: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
+		}
+		child, err := SelectPlatform(idx, p.opts.Platform)
+		if err != nil {
+			return zd, ocispec.Manifest{}, ocispec.Image{}, fmt.Errorf("index %s: %w", desc.Digest, err)
+		}
+		if body, err = p.manifestByDigest(ctx, child); err != nil {
+			return zd, ocispec.Manifest{}, ocispec.Image{}, err
+		}
+		desc = child
+	}
+	if !IsManifest(desc.MediaType) {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, fmt.Errorf("manifest %s: media type %q unsupported: %w", desc.Digest, desc.MediaType, errdefs.ErrNotImplemented)
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, fmt.Errorf("parse manifest %s: %w: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	if m.MediaType == "" {
+		m.MediaType = desc.MediaType
+	}
+	if err := checkManifest(desc.Digest, m); err != nil {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, err
+	}
+	if err := p.fetchBlob(ctx, m.Config); err != nil {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, err
+	}
+	cb, err := p.cs.ReadAll(ctx, m.Config.Digest, MaxConfigSize)
+	if err != nil {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(cb, &cfg); err != nil {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, fmt.Errorf("parse config %s: %w: %w", m.Config.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, fmt.Errorf("config %s: %d diff_ids for %d layers: %w", m.Config.Digest, len(cfg.RootFS.DiffIDs), len(m.Layers), errdefs.ErrInvalidArgument)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.opts.MaxConcurrent)
+	for _, l := range m.Layers {
+		g.Go(func() error { return p.fetchBlob(gctx, l) })
+	}
+	if err := g.Wait(); err != nil {
+		return zd, ocispec.Manifest{}, ocispec.Image{}, err
+	}
+	return target, m, cfg, nil
+}
+
+func checkManifest(d digest.Digest, m ocispec.Manifest) error {
+	if m.Config.Digest.Validate() != nil || m.Config.Size < 0 || m.Config.Size > MaxConfigSize {
+		return fmt.Errorf("manifest %s: config descriptor %q (%d bytes) invalid: %w", d, m.Config.Digest, m.Config.Size, errdefs.ErrInvalidArgument)
+	}
+	for i, l := range m.Layers {
+		if err := l.Digest.Validate(); err != nil || l.Size < 0 {
+			return fmt.Errorf("manifest %s: layers[%d] descriptor %q invalid: %w", d, i, l.Digest, errdefs.ErrInvalidArgument)
+		}
+		if !IsLayer(l.MediaType) {
+			return fmt.Errorf("manifest %s: layer %s: media type %q unsupported: %w", d, l.Digest, l.MediaType, errdefs.ErrNotImplemented)
+		}
+	}
+	return nil
+}
+
+// client returns the client of endpoint i, creating it on first use; an
+// endpoint that failed once is skipped for the rest of the pull.
+func (p *puller) client(ctx context.Context, i int) (*client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.clients[i]; ok {
+		return c, nil
+	}
+	if err, ok := p.dead[i]; ok {
+		return nil, err
+	}
+	c, err := p.opts.newClient(ctx, p.eps[i], p.ref.Repository)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.dead[i] = err
+		}
+		return nil, err
+	}
+	p.clients[i] = c
+	return c, nil
+}
+
+// each runs fn on every endpoint with capability cap in order until one
+// succeeds; the error names every endpoint's failure.
+func (p *puller) each(ctx context.Context, capability string, fn func(c *client) error) error {
+	var errs []error
+	for i, ep := range p.eps {
+		if !ep.Can(capability) {
+			continue
+		}
+		c, err := p.client(ctx, i)
+		if err == nil {
+			err = fn(c)
+			if err == nil {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		kind := "origin"
+		if ep.Mirror {
+			kind = "mirror"
+		}
+		errs = append(errs, fmt.Errorf("%s %s: %w", kind, ep.URL.Host, err))
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("no endpoint of %s can %s: %w", p.ref.Host, capability, errdefs.ErrFailedPrecondition)
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return joinedError(errs)
+}
+
+// joinedError is the failures of several endpoints on one line; errors.Is
+// and errors.As see each of them.
+type joinedError []error
+
+func (j joinedError) Error() string {
+	parts := make([]string, len(j))
+	for i, e := range j {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (j joinedError) Unwrap() []error { return j }
+
+// resolve fetches the manifest (or index) the reference names.
+func (p *puller) resolve(ctx context.Context) (ocispec.Descriptor, []byte, error) {
+	var desc ocispec.Descriptor
+	var body []byte
+	capability, what := CapabilityResolve, p.ref.Tag
+	if p.ref.Digest != "" {
+		capability, what = CapabilityPull, string(p.ref.Digest)
+	}
+	err := p.each(ctx, capability, func(c *client) error {
+		var err error
+		desc, body, err = p.withRetry(ctx, func() (ocispec.Descriptor, []byte, error) {
+			return c.manifest(ctx, what, ocispec.Descriptor{Digest: p.ref.Digest})
+		})
+		return err
+	})
+	return desc, body, err
+}
+
+// manifestByDigest returns the manifest desc from cs, or fetches and stores it.
+func (p *puller) manifestByDigest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	if desc.Size > MaxManifestSize {
+		return nil, fmt.Errorf("manifest %s: %d bytes, more than %d: %w", desc.Digest, desc.Size, MaxManifestSize, errdefs.ErrInvalidArgument)
+	}
+	if b, err := p.cs.ReadAll(ctx, desc.Digest, MaxManifestSize); err == nil {
+		return b, nil
+	}
+	var body []byte
+	err := p.each(ctx, CapabilityPull, func(c *client) error {
+		var err error
+		_, body, err = p.withRetry(ctx, func() (ocispec.Descriptor, []byte, error) {
+			return c.manifest(ctx, string(desc.Digest), desc)
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return body, p.put(ctx, desc, body)
+}
+
+// put stores a verified in-memory blob.
+func (p *puller) put(ctx context.Context, desc ocispec.Descriptor, body []byte) error {
+	return p.cs.Fetch(ctx, ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: int64(len(body))}, func(w *content.Writer) error {
+		if w.Offset() > 0 {
+			if err := w.Truncate(0); err != nil {
+				return err
+			}
+		}
+		_, err := w.Write(body)
+		return err
+	})
+}
+
+func (p *puller) withRetry(ctx context.Context, fn func() (ocispec.Descriptor, []byte, error)) (ocispec.Descriptor, []byte, error) {
+	for attempt := 0; ; attempt++ {
+		d, b, err := fn()
+		if err == nil {
+			return d, b, nil
+		}
+		after, ok := isRetryable(err)
+		if !ok || attempt >= p.opts.MaxRetries {
+			return d, b, err
+		}
+		if err := sleep(ctx, backoff(attempt, after)); err != nil {
+			return d, b, err
+		}
+	}
+}
+
+func backoff(attempt int, after time.Duration) time.Duration {
+	if after > 0 {
+		return after
+	}
+	d := 250 * time.Millisecond << attempt
+	d = min(d, 8*time.Second)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// manifest GETs /v2/<repo>/manifests/<what>. When want.Digest is set the
+// body must have that digest (and want.Size, if set).
+func (c *client) manifest(ctx context.Context, what string, want ocispec.Descriptor) (ocispec.Descriptor, []byte, error) {
+	u := fmt.Sprintf("%s/v2/%s/manifests/%s", c.base, c.repo, what)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	req.Header.Set("Accept", manifestAccept)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, &retryable{fmt.Errorf("manifest %s from %s: %w", what, c.base, err), 0}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return ocispec.Descriptor{}, nil, c.statusError(resp, "manifest "+what)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
+	if err != nil {
+		return ocispec.Descriptor{}, nil, &retryable{fmt.Errorf("manifest %s from %s: %w", what, c.base, err), 0}
+	}
+	if len(body) > MaxManifestSize {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s from %s: larger than %d bytes: %w", what, c.base, MaxManifestSize, errdefs.ErrInvalidArgument)
+	}
+	got := digest.FromBytes(body)
+	if want.Digest != "" && got != want.Digest {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s from %s: content has digest %s, expected %s: %w", what, c.base, got, want.Digest, errdefs.ErrInvalidArgument)
+	}
+	if want.Size > 0 && int64(len(body)) != want.Size {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s from %s: %d bytes, expected %d: %w", what, c.base, len(body), want.Size, errdefs.ErrInvalidArgument)
+	}
+	if h := resp.Header.Get("Docker-Content-Digest"); h != "" && want.Digest == "" && h != string(got) {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s from %s: content has digest %s, registry says %s: %w", what, c.base, got, h, errdefs.ErrInvalidArgument)
+	}
+	var probe struct {
+		MediaType string `json:"mediaType"`
+	}
+	if err := json.Unmarshal(body, &probe); err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s (%s) from %s: %w: %w", what, got, c.base, err, errdefs.ErrInvalidArgument)
+	}
+	mt := probe.MediaType
+	if mt == "" {
+		mt, _, _ = strings.Cut(resp.Header.Get("Content-Type"), ";")
+		mt = strings.TrimSpace(mt)
+	}
+	if !IsIndex(mt) && !IsManifest(mt) {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s (%s) from %s: media type %q unsupported: %w", what, got, c.base, mt, errdefs.ErrNotImplemented)
+	}
+	return ocispec.Descriptor{MediaType: mt, Digest: got, Size: int64(len(body))}, body, nil
+}

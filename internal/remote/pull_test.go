@@ -1,0 +1,513 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gantry-project/gantry/internal/content"
+	"github.com/gantry-project/gantry/internal/errdefs"
+	"github.com/gantry-project/gantry/test/registry"
+)
+
+func newStore(t *testing.T) *content.Store {
+	t.Helper()
+	cs, err := content.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// checkPulled asserts that every blob of img is in cs and that Pull
+// returned img's manifest and config.
+func checkPulled(t *testing.T, cs *content.Store, img v1.Image, target ocispec.Descriptor, m ocispec.Manifest, cfg ocispec.Image) {
+	t.Helper()
+	want, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if target.Digest.String() != want.String() {
+		t.Fatalf("target %s, want %s", target.Digest, want)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Layers) != len(layers) || len(cfg.RootFS.DiffIDs) != len(layers) {
+		t.Fatalf("%d layers / %d diff_ids, want %d", len(m.Layers), len(cfg.RootFS.DiffIDs), len(layers))
+	}
+	for _, d := range append([]ocispec.Descriptor{target, m.Config}, m.Layers...) {
+		info, err := cs.Info(context.Background(), d.Digest)
+		if err != nil {
+			t.Fatalf("blob %s not in store: %v", d.Digest, err)
+		}
+		if info.Size != d.Size {
+			t.Fatalf("blob %s: %d bytes in store, descriptor %d", d.Digest, info.Size, d.Size)
+		}
+	}
+}
+
+func TestPullPlain(t *testing.T) {
+	r := registry.Start(t, registry.Options{})
+	img := registry.PushBusybox(t, r, "busybox:latest")
+	docker := registry.PushDockerBusybox(t, r, "docker/busybox:v2")
+	cs := newStore(t)
+	var mu sync.Mutex
+	done := map[digest.Digest]bool{}
+	opts := Options{Progress: func(p Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Done {
+			done[p.Digest] = true
+		}
+	}}
+	target, m, cfg, err := Pull(context.Background(), cs, r.Ref("busybox:latest"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPulled(t, cs, img, target, m, cfg)
+	if target.MediaType != ocispec.MediaTypeImageManifest || cfg.Architecture != "amd64" || len(cfg.Config.Cmd) == 0 {
+		t.Fatalf("target %+v config %+v", target, cfg)
+	}
+	if !done[m.Layers[0].Digest] || !done[m.Config.Digest] {
+		t.Fatalf("no Done progress for layer and config: %v", done)
+	}
+	// Pulling by digest gives the same.
+	again, _, _, err := Pull(context.Background(), cs, r.Ref("busybox@"+target.Digest.String()), Options{})
+	if err != nil || again.Digest != target.Digest {
+		t.Fatalf("pull by digest: %v, %v", again, err)
+	}
+	target, m, cfg, err = Pull(context.Background(), cs, r.Ref("docker/busybox:v2"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPulled(t, cs, docker, target, m, cfg)
+	if target.MediaType != MediaTypeDockerManifest || m.Layers[0].MediaType != MediaTypeDockerLayerGzip {
+		t.Fatalf("docker image: target %s layer %s", target.MediaType, m.Layers[0].MediaType)
+	}
+}
+
+func TestPullImages(t *testing.T) {
+	r := registry.Start(t, registry.Options{})
+	for name, img := range map[string]v1.Image{
+		"zstd":     registry.ZstdImage(t),
+		"many":     registry.ManyLayersImage(t, 55),
+		"whiteout": registry.WhiteoutImage(t),
+		"hardlink": registry.HardlinkImage(t),
+		"device":   registry.DeviceImage(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			registry.Push(t, r, name+":latest", img)
+			cs := newStore(t)
+			target, m, cfg, err := Pull(context.Background(), cs, r.Ref(name+":latest"), Options{MaxConcurrent: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkPulled(t, cs, img, target, m, cfg)
+		})
+	}
+}
+
+func TestPullLarge(t *testing.T) {
+	registry.RequireLarge(t)
+	r := registry.Start(t, registry.Options{})
+	img := registry.LargeImage(t, 7)
+	registry.Push(t, r, "large:latest", img)
+	cs := newStore(t)
+	target, m, cfg, err := Pull(context.Background(), cs, r.Ref("large:latest"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPulled(t, cs, img, target, m, cfg)
+	if err := cs.Verify(context.Background(), m.Layers[0].Digest); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPullAuth(t *testing.T) {
+	r := registry.Start(t, registry.Options{Auth: true})
+	img := registry.PushBusybox(t, r, "private/busybox:1")
+	ref := r.Ref("private/busybox:1")
+	for _, tc := range []struct {
+		name  string
+		creds func(string) (string, string, error)
+		ok    bool
+	}{
+		{"good password", StaticCredentials(map[string][2]string{r.Host(): {r.User, r.Password}}), true},
+		{"docker config", DockerCredentials(writeDockerConfig(t, r.Host(), r.User, r.Password)), true},
+		{"bad password", StaticCredentials(map[string][2]string{r.Host(): {r.User, "wrong"}}), false},
+		{"anonymous", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := newStore(t)
+			target, m, cfg, err := Pull(context.Background(), cs, ref, Options{Credentials: tc.creds})
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkPulled(t, cs, img, target, m, cfg)
+				return
+			}
+			t.Logf("error: %v", err)
+			if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), r.Host()) {
+				t.Fatalf("err = %v; want ErrUnauthorized naming %s", err, r.Host())
+			}
+		})
+	}
+}
+
+func writeDockerConfig(t *testing.T, host, user, pass string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.json")
+	data := fmt.Sprintf(`{"auths":{"http://%s":{"username":%q,"password":%q}}}`, host, user, pass)
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPullTLS(t *testing.T) {
+	r := registry.Start(t, registry.Options{TLS: true, Auth: true})
+	img := registry.PushBusybox(t, r, "busybox:tls")
+	creds := StaticCredentials(map[string][2]string{r.Host(): {r.User, r.Password}})
+	cs := newStore(t)
+	target, m, cfg, err := Pull(context.Background(), cs, r.Ref("busybox:tls"), Options{CAFile: r.CAFile(), Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPulled(t, cs, img, target, m, cfg)
+
+	_, _, _, err = Pull(context.Background(), newStore(t), r.Ref("busybox:tls"), Options{Credentials: creds})
+	t.Logf("error: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without the CA: err = %v; want a certificate error", err)
+	}
+}
+
+func TestPullMirror(t *testing.T) {
+	mirror := registry.Start(t, registry.Options{})
+	img := registry.PushBusybox(t, mirror, "pause:3.10")
+	dir := t.TempDir()
+	hostDir := filepath.Join(dir, "registry.k8s.io")
+	if err := os.MkdirAll(hostDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The origin is unreachable (nothing listens on port 1): only the
+	// mirror answers.
+	cfg := fmt.Sprintf("server = \"https://127.0.0.1:1\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", mirror.Host())
+	if err := os.WriteFile(filepath.Join(hostDir, HostsFile), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := LoadHosts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := newStore(t)
+	target, m, c, err := Pull(context.Background(), cs, "registry.k8s.io/pause:3.10", Options{Hosts: hosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPulled(t, cs, img, target, m, c)
+
+	// A tag the mirror lacks falls through to the origin, and the error
+	// names both.
+	_, _, _, err = Pull(context.Background(), newStore(t), "registry.k8s.io/pause:9.99", Options{Hosts: hosts, MaxRetries: 1})
+	t.Logf("error: %v", err)
+	if err == nil || !strings.Contains(err.Error(), mirror.Host()) || !strings.Contains(err.Error(), "origin 127.0.0.1:1: ") || !errdefs.IsNotFound(err) {
+		t.Fatalf("err = %v; want ErrNotFound naming mirror and origin", err)
+	}
+}
+
+func TestPullMultiArch(t *testing.T) {
+	r := registry.Start(t, registry.Options{})
+	idx := registry.PushMultiArch(t, r, "multi:latest")
+	want, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := newStore(t)
+	for _, p := range []ocispec.Platform{
+		{OS: "linux", Architecture: "amd64"},
+		{OS: "linux", Architecture: "arm64"},
+		{OS: "linux", Architecture: "arm", Variant: "v7"},
+		{OS: "linux", Architecture: "arm", Variant: "v6"},
+	} {
+		target, m, cfg, err := Pull(context.Background(), cs, r.Ref("multi:latest"), Options{Platform: p})
+		if err != nil {
+			t.Fatalf("%v: %v", p, err)
+		}
+		if target.Digest.String() != want.String() || !IsIndex(target.MediaType) {
+			t.Fatalf("%v: target %+v, want the index %s", p, target, want)
+		}
+		if !MatchPlatform(p, ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}) {
+			t.Fatalf("%v: got config for %s/%s/%s", p, cfg.OS, cfg.Architecture, cfg.Variant)
+		}
+		wantLayers := 1
+		if p.Architecture == "amd64" {
+			wantLayers = 2
+		}
+		if len(m.Layers) != wantLayers {
+			t.Fatalf("%v: %d layers, want %d", p, len(m.Layers), wantLayers)
+		}
+	}
+	_, _, _, err = Pull(context.Background(), cs, r.Ref("multi:latest"), Options{Platform: ocispec.Platform{OS: "linux", Architecture: "s390x"}})
+	if !errdefs.IsNotFound(err) || !strings.Contains(err.Error(), "s390x") {
+		t.Fatalf("missing platform: err = %v", err)
+	}
+}
+
+func TestPullNotFound(t *testing.T) {
+	r := registry.Start(t, registry.Options{})
+	registry.PushBusybox(t, r, "busybox:latest")
+	for _, ref := range []string{"busybox:nope", "nothere:latest"} {
+		_, _, _, err := Pull(context.Background(), newStore(t), r.Ref(ref), Options{})
+		t.Logf("error: %v", err)
+		if !errdefs.IsNotFound(err) || !strings.Contains(err.Error(), r.Ref(ref)) || !strings.Contains(err.Error(), r.Host()) {
+			t.Fatalf("%s: err = %v; want ErrNotFound naming the ref and host", ref, err)
+		}
+	}
+}
+
+// proxy is a reverse proxy in front of a registry that counts blob GETs and
+// can cut or corrupt them.
+type proxy struct {
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	gets    map[string]int // blob digest -> GETs
+	ranges  []string       // Range headers seen on blob GETs
+	cut     map[string]int64
+	corrupt map[string]bool
+}
+
+func newProxy(t *testing.T, r *registry.Registry) *proxy {
+	t.Helper()
+	up, err := url.Parse(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{gets: map[string]int{}, cut: map[string]int64{}, corrupt: map[string]bool{}}
+	rp := httputil.NewSingleHostReverseProxy(up)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		d := blobDigest(resp.Request.URL.Path)
+		if d == "" || resp.Request.Method != http.MethodGet {
+			return nil
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if n, ok := p.cut[d]; ok {
+			delete(p.cut, d)
+			resp.Body = &cutReader{r: resp.Body, left: n}
+		}
+		if p.corrupt[d] {
+			resp.Body = &flipReader{r: resp.Body}
+		}
+		return nil
+	}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if d := blobDigest(req.URL.Path); d != "" && req.Method == http.MethodGet {
+			p.mu.Lock()
+			p.gets[d]++
+			if rg := req.Header.Get("Range"); rg != "" {
+				p.ranges = append(p.ranges, rg)
+			}
+			p.mu.Unlock()
+		}
+		rp.ServeHTTP(w, req)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *proxy) ref(name string) string {
+	return strings.TrimPrefix(p.srv.URL, "http://") + "/" + name
+}
+
+func blobDigest(path string) string {
+	i := strings.Index(path, "/blobs/sha256:")
+	if i < 0 {
+		return ""
+	}
+	return path[i+len("/blobs/"):]
+}
+
+type cutReader struct {
+	r    io.ReadCloser
+	left int64
+}
+
+func (c *cutReader) Read(b []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errors.New("connection cut by the test proxy")
+	}
+	if int64(len(b)) > c.left {
+		b = b[:c.left]
+	}
+	n, err := c.r.Read(b)
+	c.left -= int64(n)
+	return n, err
+}
+func (c *cutReader) Close() error { return c.r.Close() }
+
+type flipReader struct {
+	r       io.ReadCloser
+	flipped bool
+}
+
+func (f *flipReader) Read(b []byte) (int, error) {
+	n, err := f.r.Read(b)
+	if n > 0 && !f.flipped {
+		b[0] ^= 0xff
+		f.flipped = true
+	}
+	return n, err
+}
+func (f *flipReader) Close() error { return f.r.Close() }
+
+func TestPullResume(t *testing.T) {
+	r := registry.Start(t, registry.Options{})
+	img := registry.PushBusybox(t, r, "busybox:latest")
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := layers[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := layers[0].Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, r)
+	p.cut[ld.String()] = size / 2
+	cs := newStore(t)
+	target, m, cfg, err := Pull(context.Background(), cs, p.ref("busybox:latest"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPulled(t, cs, img, target, m, cfg)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gets[ld.String()] != 2 {
+		t.Fatalf("layer fetched %d times, want 2 (cut, then resumed)", p.gets[ld.String()])
+	}
+	if len(p.ranges) != 1 || p.ranges[0] == "bytes=0-" || !strings.HasPrefix(p.ranges[0], "bytes=") {
+		t.Fatalf("Range headers %q; want one resuming past 0", p.ranges)
+	}
+}
+
+func TestPullResumeSeededIngest(t *testing.T) {
+	r := registry.Start(t, registry.Options{})
+	img := registry.PushBusybox(t, r, "busybox:latest")
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := layers[0]
+	ld, _ := l.Digest()
+	size, _ := l.Size()
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := make([]byte, size/2)
+	if _, err := io.ReadFull(rc, half); err != nil {
+		t.Fatal(err)
+	}
+	cs := newStore(t)
+	desc := ocispec.Descriptor{Digest: digest.Digest(ld.String()), Size: size}
+	w, err := cs.Writer(context.Background(), "fetch-"+ld.String(), desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(half); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, r)
+	if _, _, _, err := Pull(context.Background(), cs, p.ref("busybox:latest"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("bytes=%d-", size/2)
+	if len(p.ranges) != 1 || p.ranges[0] != want {
+		t.Fatalf("Range headers %q; want [%s]", p.ranges, want)
+	}
+}
+
+func TestPullConcurrentOnce(t *testing.T) {
+	r := registry.Start(t, registry.Options{})
+	registry.Push(t, r, "many:latest", registry.ManyLayersImage(t, 12))
+	p := newProxy(t, r)
+	cs := newStore(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, _, errs[i] = Pull(context.Background(), cs, p.ref("many:latest"), Options{})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.gets) != 13 {
+		t.Fatalf("%d distinct blobs fetched, want 13 (12 layers + config)", len(p.gets))
+	}
+	for d, n := range p.gets {
+		if n != 1 {
+			t.Errorf("blob %s fetched %d times, want once", d, n)
+		}
+	}
+}
+
+func TestPullWrongDigest(t *testing.T) {
+	r := registry.Start(t, registry.Options{})
+	img := registry.PushBusybox(t, r, "busybox:latest")
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, _ := layers[0].Digest()
+	p := newProxy(t, r)
+	p.corrupt[ld.String()] = true
+	cs := newStore(t)
+	_, _, _, err = Pull(context.Background(), cs, p.ref("busybox:latest"), Options{})
+	t.Logf("error: %v", err)
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), ld.String()) || !strings.Contains(err.Error(), "content has digest sha256:") {
+		t.Fatalf("err = %v; want ErrInvalidArgument naming expected and actual digests", err)
+	}
+	if _, err := cs.Info(context.Background(), digest.Digest(ld.String())); !errdefs.IsNotFound(err) {
+		t.Fatalf("corrupt layer visible in the store: %v", err)
+	}
+	// The registry stops lying: the retry completes.
+	p.mu.Lock()
+	delete(p.corrupt, ld.String())
+	p.mu.Unlock()
+	if _, _, _, err := Pull(context.Background(), cs, p.ref("busybox:latest"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+}
