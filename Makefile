@@ -4,9 +4,10 @@ GO ?= go
 BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/gantry-project/gantry/internal/oci/cli.Version=$(VERSION)
+GANTRY_LDFLAGS := -X github.com/gantry-project/gantry/internal/daemon.Version=$(VERSION) -X github.com/gantry-project/gantry/internal/cli.Version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: help deps build test test-unit test-integration conformance bench lint demo clean
+.PHONY: help deps build test test-unit test-integration conformance bench lint demo clean proto
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -16,12 +17,15 @@ deps: ## install every Debian package and Go tool the build and tests need (idem
 
 build: ## build the binaries into bin/
 	$(GO) build -trimpath -tags "netgo osusergo" -ldflags "-s -w -linkmode external -extldflags -static $(LDFLAGS)" -o $(BIN)/gantry-oci ./cmd/gantry-oci
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(GANTRY_LDFLAGS)" -o $(BIN)/gantryd ./cmd/gantryd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(GANTRY_LDFLAGS)" -o $(BIN)/gantry ./cmd/gantry
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/gantry-shim ./cmd/gantry-shim
 
-PKG_TESTS := ./internal/... ./cmd/... ./test/bundle/... ./test/probe/... ./test/conformance/...
-E2E_TESTS := ./test/integration/ ./test/clients/
+PKG_TESTS := ./internal/... ./cmd/... ./client/... ./test/bundle/... ./test/probe/... ./test/conformance/... ./test/registry/... ./test/layout/...
+E2E_TESTS := ./test/integration/ ./test/clients/ ./test/daemon/ ./test/shim/
 
 test: deps build lint ## everything CI runs: lint, unit and root package tests, end-to-end (own suite, containerd, podman), conformance
-	$(GO) test -count=1 -timeout 20m $(PKG_TESTS)
+	GANTRY_TEST_LARGE=1 $(GO) test -count=1 -timeout 30m $(PKG_TESTS)
 	GANTRY_RUNTIME=$(CURDIR)/$(BIN)/gantry-oci $(GO) test -count=1 -p 1 -timeout 30m $(E2E_TESTS)
 	bash scripts/conformance.sh $(CURDIR)/$(BIN)/gantry-oci
 
@@ -38,12 +42,15 @@ bench: deps build ## gantry-oci vs runc, interleaved, medians and ratios
 	bash scripts/bench.sh $(CURDIR)/$(BIN)/gantry-oci $$(command -v runc)
 
 lint: ## gofmt, go vet, staticcheck
-	@out=$$(gofmt -l cmd internal test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l api client cmd internal test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$$($(GO) env GOPATH)/bin/staticcheck ./...
 
 demo: deps build ## run a busybox container that prints a greeting
 	bash scripts/demo.sh $(CURDIR)/$(BIN)/gantry-oci
+
+proto: ## regenerate api/ from its .proto files (needs protoc: apt-get install protobuf-compiler)
+	bash scripts/proto.sh
 
 clean: ## remove build outputs
 	rm -rf $(BIN) _build

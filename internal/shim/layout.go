@@ -1,0 +1,174 @@
+package shim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// The files of a shim's state directory, <state>/shims/<namespace>/<id>/.
+const (
+	// SocketName is the shim's API socket (0600).
+	SocketName = "shim.sock"
+	// PidName holds the shim's pid.
+	PidName = "shim.pid"
+	// RecordName holds the shim's Options as JSON: enough to find the
+	// bundle, the runtime, its root and the log again.
+	RecordName = "shim.json"
+	// ExitName holds the container init's exit (ExitRecord), written and
+	// fsynced, then the directory fsynced, before the exit is reported.
+	ExitName = "exit.json"
+	// InitPidName holds the container init's pid, as the runtime wrote it.
+	InitPidName = "init.pid"
+	// ShimLogName is the shim's own log (its stderr).
+	ShimLogName = "shim.log"
+	// RuntimeLogName is the runtime's JSON log (--log).
+	RuntimeLogName = "runtime.json"
+)
+
+// Options configure one shim; gantryd passes them as flags (Args).
+type Options struct {
+	// Namespace and ID name the container.
+	Namespace string `json:"namespace"`
+	ID        string `json:"id"`
+	// StateDir is the shim's directory, <state>/shims/<namespace>/<id>.
+	StateDir string `json:"stateDir"`
+	// Bundle is the container's bundle directory.
+	Bundle string `json:"bundle"`
+	// Runtime is the runc-compatible binary; RuntimeRoot its --root.
+	Runtime     string `json:"runtime"`
+	RuntimeRoot string `json:"runtimeRoot,omitempty"`
+	// LogPath is the container's log file (owned by gantryd, which removes
+	// it with the container); LogMaxSize and LogMaxFiles rotate it.
+	LogPath     string `json:"logPath"`
+	LogMaxSize  int64  `json:"logMaxSize,omitempty"`
+	LogMaxFiles int    `json:"logMaxFiles,omitempty"`
+	// Stdin keeps a pipe to the container's stdin (fed by Attach).
+	Stdin bool `json:"stdin,omitempty"`
+	// Timeout bounds each runtime call.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// NoPivot passes --no-pivot to create.
+	NoPivot bool `json:"noPivot,omitempty"`
+}
+
+// Args returns o as gantry-shim flags.
+func (o Options) Args() []string {
+	a := []string{
+		"--namespace", o.Namespace, "--id", o.ID, "--state-dir", o.StateDir,
+		"--bundle", o.Bundle, "--runtime", o.Runtime, "--log-path", o.LogPath,
+	}
+	if o.RuntimeRoot != "" {
+		a = append(a, "--runtime-root", o.RuntimeRoot)
+	}
+	if o.LogMaxSize > 0 {
+		a = append(a, "--log-max-size", strconv.FormatInt(o.LogMaxSize, 10))
+	}
+	if o.LogMaxFiles > 0 {
+		a = append(a, "--log-max-files", strconv.Itoa(o.LogMaxFiles))
+	}
+	if o.Stdin {
+		a = append(a, "--stdin")
+	}
+	if o.Timeout > 0 {
+		a = append(a, "--timeout", o.Timeout.String())
+	}
+	if o.NoPivot {
+		a = append(a, "--no-pivot")
+	}
+	return a
+}
+
+// Validate checks the options that must be set.
+func (o Options) Validate() error {
+	for _, f := range []struct{ name, v string }{
+		{"--namespace", o.Namespace}, {"--id", o.ID}, {"--state-dir", o.StateDir},
+		{"--bundle", o.Bundle}, {"--runtime", o.Runtime}, {"--log-path", o.LogPath},
+	} {
+		if f.v == "" {
+			return fmt.Errorf("%s: required: %w", f.name, errInvalid)
+		}
+	}
+	for _, f := range []struct{ name, v string }{
+		{"--state-dir", o.StateDir}, {"--bundle", o.Bundle}, {"--log-path", o.LogPath},
+	} {
+		if !filepath.IsAbs(f.v) {
+			return fmt.Errorf("%s %q: not an absolute path: %w", f.name, f.v, errInvalid)
+		}
+	}
+	return nil
+}
+
+// Dir returns the state directory of a shim under stateRoot
+// (<state>/shims).
+func Dir(stateRoot, namespace, id string) string {
+	return filepath.Join(stateRoot, namespace, id)
+}
+
+// ExitRecord is a durable exit status.
+type ExitRecord struct {
+	Pid        int       `json:"pid"`
+	ExitStatus int       `json:"exitStatus"`
+	ExitedAt   time.Time `json:"exitedAt"`
+}
+
+// writeDurable writes data to dir/name through a temporary file: write,
+// fsync, rename, fsync the directory. After it returns the file survives a
+// crash of the machine.
+func writeDurable(dir, name string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, "."+name+".")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("fsync %s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func writeJSON(dir, name string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	return writeDurable(dir, name, append(data, '\n'))
+}
+
+// ReadExit reads the exit record of a state directory; ok is false when
+// none was written.
+func ReadExit(dir string) (rec ExitRecord, ok bool, err error) {
+	data, err := os.ReadFile(filepath.Join(dir, ExitName))
+	if errors.Is(err, os.ErrNotExist) {
+		return rec, false, nil
+	}
+	if err != nil {
+		return rec, false, fmt.Errorf("read exit record: %w", err)
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return rec, false, fmt.Errorf("%s: %w", filepath.Join(dir, ExitName), err)
+	}
+	return rec, true, nil
+}
