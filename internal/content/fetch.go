@@ -13,7 +13,8 @@ import (
 // Fetch makes sure the blob desc is in the store. If it is not, Fetch opens
 // a Writer on the ingest "fetch-<digest>" (resuming an earlier, interrupted
 // one) and calls fetch, which writes the blob's bytes from w.Offset() on;
-// Fetch then commits the ingest unless fetch already did. Concurrent callers
+// Fetch then commits the ingest unless fetch already did. When fetch fails,
+// the ingest stays for a resume if it holds bytes, and is removed if empty. Concurrent callers
 // for one digest share a single run of fetch (single flight) and its result;
 // a failed run is forgotten, so the next caller tries again. A waiter whose
 // own context is still live retries when the run it waited for was cancelled
@@ -55,6 +56,11 @@ func (s *Store) fetchOnce(ctx context.Context, desc ocispec.Descriptor, fetch fu
 	}
 	defer w.Close()
 	if err := fetch(w); err != nil {
+		if !w.done && w.offset == 0 {
+			// Nothing to resume (a source that sent nothing, or bytes
+			// that were dropped): leave no empty ingest behind.
+			w.discard()
+		}
 		return err
 	}
 	if w.done {

@@ -179,6 +179,13 @@ func (s *Store) openIngest(ref, dir string, expected digest.Digest, total int64,
 	if fresh {
 		flags |= os.O_TRUNC
 	}
+	// A process killed inside Commit, between the chmod to read-only and
+	// the rename, leaves a read-only ingest: make it writable again.
+	if st, err := os.Stat(dataPath); err == nil && st.Mode().Perm()&0o200 == 0 {
+		if err := os.Chmod(dataPath, 0o600); err != nil {
+			return nil, fmt.Errorf("open ingest %q: %w", ref, err)
+		}
+	}
 	f, err := os.OpenFile(dataPath, flags, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open ingest %q: %w", ref, err)

@@ -169,7 +169,7 @@ func (s *Service) Import(ctx context.Context, ns string, r io.Reader, opts Impor
 		if err := s.DB.AddLease(ctx, lease, r.Blobs(), r.ChainIDs); err != nil {
 			return nil, fmt.Errorf("import %s: lease: %w", img.Name, err)
 		}
-		if _, err := unpack.Unpack(ctx, s.Content, s.Snapshotter, r.Parsed, r.Config); err != nil {
+		if _, err := unpack.UnpackWithLimits(ctx, s.Content, s.Snapshotter, r.Parsed, r.Config, s.UnpackLimits); err != nil {
 			return nil, fmt.Errorf("import %s: unpack: %w", img.Name, err)
 		}
 		img.Blobs = uniq(append([]digest.Digest{img.Target.Digest}, r.Blobs()...))

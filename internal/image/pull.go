@@ -4,20 +4,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/internal/metadata"
 	"github.com/gantry-project/gantry/internal/remote"
 	"github.com/gantry-project/gantry/internal/unpack"
 )
 
+// RetryLeaseMaxAge is how long the blobs and snapshots a failed pull
+// verified are kept for a retry (the same window as partial ingests,
+// metadata.IngestMaxAge).
+const RetryLeaseMaxAge = metadata.IngestMaxAge
+
+// retryLeasePrefix names the leases that keep a failed pull's work.
+const retryLeasePrefix = "pull-retry-"
+
+// retryLeaseID is the lease that keeps what a failed pull of name in ns
+// verified, until a pull of it succeeds or RetryLeaseMaxAge passes.
+func retryLeaseID(ns, name string) string {
+	return retryLeasePrefix + digest.FromString(ns + "/" + name).Encoded()[:24]
+}
+
 // Pull fetches ref into the store, unpacks it onto snapshots and records the
 // image in namespace ns under its normalized name. Everything it fetches is
-// held by a lease until the image record exists; on failure the lease goes
-// and a garbage collection reclaims the leftovers (ingests younger than an
-// hour stay, so a retry resumes).
+// held by a lease until the image record exists. On failure the blobs and
+// snapshots it verified move to a retry lease (kept RetryLeaseMaxAge, dropped
+// when a pull of the name succeeds), then a garbage collection reclaims the
+// rest; partial downloads stay as ingests (younger than an hour), so a retry
+// downloads neither a verified blob again nor the verified part of a cut one.
 func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options) (_ metadata.Image, retErr error) {
 	name, err := NormalizeName(ref)
 	if err != nil {
@@ -26,13 +45,24 @@ func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options)
 	if opts.Platform.OS == "" {
 		opts.Platform = s.platform()
 	}
+	if err := s.expireRetryLeases(ctx); err != nil {
+		return metadata.Image{}, fmt.Errorf("pull %s: %w", name, err)
+	}
 	lease := newLeaseID("pull")
 	if err := s.DB.AddLease(ctx, lease, nil, nil); err != nil {
 		return metadata.Image{}, fmt.Errorf("pull %s: lease: %w", name, err)
 	}
+	retry := retryLeaseID(ns, name)
 	defer func() {
 		// A fresh context: the cleanup must run even if ctx was cancelled.
 		cctx := context.WithoutCancel(ctx)
+		if retErr != nil {
+			if err := s.keepForRetry(cctx, lease, retry); err != nil {
+				retErr = errors.Join(retErr, fmt.Errorf("pull %s: keep for a retry: %w", name, err))
+			}
+		} else if err := s.DB.DeleteLease(cctx, retry); err != nil && !errdefs.IsNotFound(err) {
+			retErr = fmt.Errorf("pull %s: release retry lease: %w", name, err)
+		}
 		if err := s.DB.DeleteLease(cctx, lease); err != nil && retErr == nil {
 			retErr = fmt.Errorf("pull %s: release lease: %w", name, err)
 		}
@@ -50,7 +80,7 @@ func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options)
 		mu.Lock()
 		if !leased[p.Digest] && p.Digest != "" {
 			leased[p.Digest] = true
-			_ = s.DB.AddLease(ctx, lease, []digest.Digest{p.Digest}, nil)
+			_ = s.DB.AddLease(context.WithoutCancel(ctx), lease, []digest.Digest{p.Digest}, nil)
 		}
 		mu.Unlock()
 		if userProgress != nil {
@@ -68,7 +98,7 @@ func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options)
 	if err := s.DB.AddLease(ctx, lease, append(r.Blobs(), target.Digest), r.ChainIDs); err != nil {
 		return metadata.Image{}, fmt.Errorf("pull %s: lease: %w", name, err)
 	}
-	if _, err := unpack.Unpack(ctx, s.Content, s.Snapshotter, r.Parsed, r.Config); err != nil {
+	if _, err := unpack.UnpackWithLimits(ctx, s.Content, s.Snapshotter, r.Parsed, r.Config, s.UnpackLimits); err != nil {
 		return metadata.Image{}, fmt.Errorf("pull %s: unpack: %w", name, err)
 	}
 	img := metadata.Image{Name: name, Target: target, Blobs: uniq(append([]digest.Digest{target.Digest}, r.Blobs()...)), Snapshots: r.ChainIDs}
@@ -76,4 +106,53 @@ func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options)
 		return metadata.Image{}, fmt.Errorf("pull %s: %w", name, err)
 	}
 	return s.DB.GetImage(ctx, ns, name)
+}
+
+// keepForRetry adds what the lease holds (the blobs and snapshots of a
+// failed pull, those that exist) to the retry lease.
+func (s *Service) keepForRetry(ctx context.Context, lease, retry string) error {
+	leases, err := s.DB.ListLeases(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range leases {
+		if l.ID != lease {
+			continue
+		}
+		var blobs []digest.Digest
+		for _, d := range l.Blobs {
+			if _, err := s.Content.Info(ctx, d); err == nil {
+				blobs = append(blobs, d)
+			}
+		}
+		var snaps []string
+		for _, k := range l.Snapshots {
+			if _, err := s.Snapshotter.Stat(ctx, k); err == nil {
+				snaps = append(snaps, k)
+			}
+		}
+		if len(blobs) == 0 && len(snaps) == 0 {
+			return nil
+		}
+		return s.DB.AddLease(ctx, retry, blobs, snaps)
+	}
+	return nil
+}
+
+// expireRetryLeases drops the retry leases of failed pulls older than
+// RetryLeaseMaxAge (the next garbage collection reclaims what they held).
+func (s *Service) expireRetryLeases(ctx context.Context) error {
+	leases, err := s.DB.ListLeases(ctx)
+	if err != nil {
+		return err
+	}
+	cutoff := time.Now().Add(-RetryLeaseMaxAge)
+	for _, l := range leases {
+		if strings.HasPrefix(l.ID, retryLeasePrefix) && l.UpdatedAt.Before(cutoff) {
+			if err := s.DB.DeleteLease(ctx, l.ID); err != nil && !errdefs.IsNotFound(err) {
+				return err
+			}
+		}
+	}
+	return nil
 }

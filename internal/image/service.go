@@ -27,6 +27,9 @@ type Service struct {
 	// Platform picked from indexes on import, inspect and export; the zero
 	// value means the host's.
 	Platform ocispec.Platform
+	// UnpackLimits bound what layers may expand to on pull and import
+	// (the zero value: unpack's defaults).
+	UnpackLimits unpack.Limits
 }
 
 // New returns a Service over db, cs and sn.

@@ -76,7 +76,9 @@ func (c *client) blob(ctx context.Context, w *content.Writer, desc ocispec.Descr
 		}
 	}
 	u := fmt.Sprintf("%s/v2/%s/blobs/%s", c.base, c.repo, desc.Digest)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	rctx, kick, stop := idleCtx(ctx, c.idle)
+	defer stop()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
@@ -88,9 +90,10 @@ func (c *client) blob(ctx context.Context, w *content.Writer, desc ocispec.Descr
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return &retryable{fmt.Errorf("GET %s: %w", u, err), 0}
+		return &retryable{fmt.Errorf("GET %s: %w", u, idleErr(ctx, rctx, err)), 0}
 	}
 	defer resp.Body.Close()
+	kick()
 	switch resp.StatusCode {
 	case http.StatusOK:
 		if off > 0 {
@@ -117,7 +120,7 @@ func (c *client) blob(ctx context.Context, w *content.Writer, desc ocispec.Descr
 	}
 	progress(off)
 	pw := &progressWriter{w: w, report: progress}
-	_, err = io.Copy(pw, io.LimitReader(resp.Body, desc.Size-off+1))
+	_, err = io.Copy(pw, io.LimitReader(&kickReader{r: resp.Body, kick: kick}, desc.Size-off+1))
 	if err != nil {
 		if errdefs.IsInvalidArgument(err) {
 			_ = w.Truncate(0)
@@ -130,7 +133,7 @@ func (c *client) blob(ctx context.Context, w *content.Writer, desc ocispec.Descr
 		if errors.As(err, &ce) {
 			return err
 		}
-		return &retryable{fmt.Errorf("GET %s: cut at %d of %d bytes: %w", u, w.Offset(), desc.Size, err), 0}
+		return &retryable{fmt.Errorf("GET %s: cut at %d of %d bytes: %w", u, w.Offset(), desc.Size, idleErr(ctx, rctx, err)), 0}
 	}
 	progress(w.Offset())
 	if w.Offset() < desc.Size {

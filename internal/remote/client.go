@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,7 @@ type client struct {
 	base string // scheme://host
 	repo string
 	http *http.Client
+	idle time.Duration // IdleTimeout
 }
 
 // isLoopback reports whether host (host[:port]) is localhost or a loopback
@@ -87,7 +89,7 @@ func (g *plainGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (o *Options) baseTransport(ep Endpoint) (http.RoundTripper, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = 60 * time.Second
+	tr.ResponseHeaderTimeout = o.idleTimeout()
 	tr.MaxIdleConnsPerHost = 16
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: ep.SkipVerify} //nolint:gosec // only when the hosts file says skip_verify
 	var cas []string
@@ -134,7 +136,7 @@ func (o *Options) newClient(ctx context.Context, ep Endpoint, repo string) (*cli
 	var scheme string
 	var probeErrs []error
 	for _, s := range schemes {
-		if err := probe(ctx, base, s+"://"+ep.URL.Host+"/v2/"); err != nil {
+		if err := probe(ctx, base, s+"://"+ep.URL.Host+"/v2/", min(30*time.Second, o.idleTimeout())); err != nil {
 			probeErrs = append(probeErrs, err)
 			continue
 		}
@@ -167,7 +169,7 @@ func (o *Options) newClient(ctx context.Context, ep Endpoint, repo string) (*cli
 	if err != nil {
 		return nil, authError(ep.URL.Host, auth, err)
 	}
-	return &client{ep: ep, base: scheme + "://" + ep.URL.Host, repo: repo, http: &http.Client{Transport: tr}}, nil
+	return &client{ep: ep, base: scheme + "://" + ep.URL.Host, repo: repo, http: &http.Client{Transport: tr}, idle: o.idleTimeout()}, nil
 }
 
 func authError(host string, auth authn.Authenticator, err error) error {
@@ -184,8 +186,8 @@ func authError(host string, auth authn.Authenticator, err error) error {
 
 // probe GETs the /v2/ endpoint: a 200 or 401 answer means a registry speaks
 // at this scheme.
-func probe(ctx context.Context, rt http.RoundTripper, u string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+func probe(ctx context.Context, rt http.RoundTripper, u string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -230,13 +232,29 @@ func retryableStatus(code int) bool {
 }
 
 func retryAfter(resp *http.Response) time.Duration {
-	if s := resp.Header.Get("Retry-After"); s != "" {
-		var secs int
-		if _, err := fmt.Sscanf(s, "%d", &secs); err == nil && secs > 0 {
-			return min(time.Duration(secs)*time.Second, 30*time.Second)
-		}
+	return parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+}
+
+// MaxRetryAfter caps the wait a Retry-After header can ask for.
+const MaxRetryAfter = 30 * time.Second
+
+// parseRetryAfter reads a Retry-After value, seconds or an HTTP date, as a
+// wait from now (0 when absent, malformed or past), capped at MaxRetryAfter.
+func parseRetryAfter(s string, now time.Time) time.Duration {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0
 	}
-	return 0
+	var d time.Duration
+	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		d = time.Duration(min(secs, int64(MaxRetryAfter/time.Second))) * time.Second
+	} else if at, err := http.ParseTime(s); err == nil {
+		d = at.Sub(now)
+	}
+	return max(0, min(d, MaxRetryAfter))
 }
 
 // retryable marks an error worth another attempt at the same endpoint.

@@ -43,6 +43,11 @@ type Options struct {
 	// a cut download or a 429/5xx answer (default 4); backoff doubles from
 	// 250ms up to 8s.
 	MaxRetries int
+	// IdleTimeout abandons a request that receives nothing (no answer, or
+	// no body bytes) for this long; it is retried like a cut download
+	// (default DefaultIdleTimeout). A slow but steady download never times
+	// out.
+	IdleTimeout time.Duration
 }
 
 // Progress reports a blob's download.
@@ -280,6 +285,11 @@ func checkManifest(d digest.Digest, m ocispec.Manifest) error {
 	if m.Config.Digest.Validate() != nil || m.Config.Size < 0 || m.Config.Size > MaxConfigSize {
 		return fmt.Errorf("manifest %s: config descriptor %q (%d bytes) invalid: %w", d, m.Config.Digest, m.Config.Size, errdefs.ErrInvalidArgument)
 	}
+	switch m.Config.MediaType {
+	case ocispec.MediaTypeImageConfig, MediaTypeDockerConfig:
+	default:
+		return fmt.Errorf("manifest %s: config %s: media type %q is not an image config: %w", d, m.Config.Digest, m.Config.MediaType, errdefs.ErrNotImplemented)
+	}
 	for i, l := range m.Layers {
 		if err := l.Digest.Validate(); err != nil || l.Size < 0 {
 			return fmt.Errorf("manifest %s: layers[%d] descriptor %q invalid: %w", d, i, l.Digest, errdefs.ErrInvalidArgument)
@@ -453,22 +463,31 @@ func sleep(ctx context.Context, d time.Duration) error {
 // body must have that digest (and want.Size, if set).
 func (c *client) manifest(ctx context.Context, what string, want ocispec.Descriptor) (ocispec.Descriptor, []byte, error) {
 	u := fmt.Sprintf("%s/v2/%s/manifests/%s", c.base, c.repo, what)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	rctx, kick, stop := idleCtx(ctx, c.idle)
+	defer stop()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, err
 	}
 	req.Header.Set("Accept", manifestAccept)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return ocispec.Descriptor{}, nil, &retryable{fmt.Errorf("manifest %s from %s: %w", what, c.base, err), 0}
+		if ctx.Err() != nil {
+			return ocispec.Descriptor{}, nil, ctx.Err()
+		}
+		return ocispec.Descriptor{}, nil, &retryable{fmt.Errorf("manifest %s from %s: %w", what, c.base, idleErr(ctx, rctx, err)), 0}
 	}
 	defer resp.Body.Close()
+	kick()
 	if resp.StatusCode != http.StatusOK {
 		return ocispec.Descriptor{}, nil, c.statusError(resp, "manifest "+what)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
+	body, err := io.ReadAll(io.LimitReader(&kickReader{r: resp.Body, kick: kick}, MaxManifestSize+1))
 	if err != nil {
-		return ocispec.Descriptor{}, nil, &retryable{fmt.Errorf("manifest %s from %s: %w", what, c.base, err), 0}
+		if ctx.Err() != nil {
+			return ocispec.Descriptor{}, nil, ctx.Err()
+		}
+		return ocispec.Descriptor{}, nil, &retryable{fmt.Errorf("manifest %s from %s: %w", what, c.base, idleErr(ctx, rctx, err)), 0}
 	}
 	if len(body) > MaxManifestSize {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s from %s: larger than %d bytes: %w", what, c.base, MaxManifestSize, errdefs.ErrInvalidArgument)

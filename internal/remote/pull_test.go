@@ -5,10 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +17,7 @@ import (
 
 	"github.com/gantry-project/gantry/internal/content"
 	"github.com/gantry-project/gantry/internal/errdefs"
+	"github.com/gantry-project/gantry/internal/remote/remotetest"
 	"github.com/gantry-project/gantry/test/registry"
 )
 
@@ -283,102 +280,6 @@ func TestPullNotFound(t *testing.T) {
 	}
 }
 
-// proxy is a reverse proxy in front of a registry that counts blob GETs and
-// can cut or corrupt them.
-type proxy struct {
-	srv *httptest.Server
-
-	mu      sync.Mutex
-	gets    map[string]int // blob digest -> GETs
-	ranges  []string       // Range headers seen on blob GETs
-	cut     map[string]int64
-	corrupt map[string]bool
-}
-
-func newProxy(t *testing.T, r *registry.Registry) *proxy {
-	t.Helper()
-	up, err := url.Parse(r.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{gets: map[string]int{}, cut: map[string]int64{}, corrupt: map[string]bool{}}
-	rp := httputil.NewSingleHostReverseProxy(up)
-	rp.ModifyResponse = func(resp *http.Response) error {
-		d := blobDigest(resp.Request.URL.Path)
-		if d == "" || resp.Request.Method != http.MethodGet {
-			return nil
-		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if n, ok := p.cut[d]; ok {
-			delete(p.cut, d)
-			resp.Body = &cutReader{r: resp.Body, left: n}
-		}
-		if p.corrupt[d] {
-			resp.Body = &flipReader{r: resp.Body}
-		}
-		return nil
-	}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if d := blobDigest(req.URL.Path); d != "" && req.Method == http.MethodGet {
-			p.mu.Lock()
-			p.gets[d]++
-			if rg := req.Header.Get("Range"); rg != "" {
-				p.ranges = append(p.ranges, rg)
-			}
-			p.mu.Unlock()
-		}
-		rp.ServeHTTP(w, req)
-	}))
-	t.Cleanup(p.srv.Close)
-	return p
-}
-
-func (p *proxy) ref(name string) string {
-	return strings.TrimPrefix(p.srv.URL, "http://") + "/" + name
-}
-
-func blobDigest(path string) string {
-	i := strings.Index(path, "/blobs/sha256:")
-	if i < 0 {
-		return ""
-	}
-	return path[i+len("/blobs/"):]
-}
-
-type cutReader struct {
-	r    io.ReadCloser
-	left int64
-}
-
-func (c *cutReader) Read(b []byte) (int, error) {
-	if c.left <= 0 {
-		return 0, errors.New("connection cut by the test proxy")
-	}
-	if int64(len(b)) > c.left {
-		b = b[:c.left]
-	}
-	n, err := c.r.Read(b)
-	c.left -= int64(n)
-	return n, err
-}
-func (c *cutReader) Close() error { return c.r.Close() }
-
-type flipReader struct {
-	r       io.ReadCloser
-	flipped bool
-}
-
-func (f *flipReader) Read(b []byte) (int, error) {
-	n, err := f.r.Read(b)
-	if n > 0 && !f.flipped {
-		b[0] ^= 0xff
-		f.flipped = true
-	}
-	return n, err
-}
-func (f *flipReader) Close() error { return f.r.Close() }
-
 func TestPullResume(t *testing.T) {
 	r := registry.Start(t, registry.Options{})
 	img := registry.PushBusybox(t, r, "busybox:latest")
@@ -394,21 +295,19 @@ func TestPullResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, r)
-	p.cut[ld.String()] = size / 2
+	p := remotetest.New(t, r.URL())
+	p.Add(remotetest.Rule{Match: remotetest.Blob(ld.String()), Times: 1, Cut: size / 2})
 	cs := newStore(t)
-	target, m, cfg, err := Pull(context.Background(), cs, p.ref("busybox:latest"), Options{})
+	target, m, cfg, err := Pull(context.Background(), cs, p.Ref("busybox:latest"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkPulled(t, cs, img, target, m, cfg)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.gets[ld.String()] != 2 {
-		t.Fatalf("layer fetched %d times, want 2 (cut, then resumed)", p.gets[ld.String()])
+	if n := p.Gets(ld.String()); n != 2 {
+		t.Fatalf("layer fetched %d times, want 2 (cut, then resumed)", n)
 	}
-	if len(p.ranges) != 1 || p.ranges[0] == "bytes=0-" || !strings.HasPrefix(p.ranges[0], "bytes=") {
-		t.Fatalf("Range headers %q; want one resuming past 0", p.ranges)
+	if rg := p.Ranges(ld.String()); len(rg) != 2 || rg[0] != "" || rg[1] == "bytes=0-" || !strings.HasPrefix(rg[1], "bytes=") {
+		t.Fatalf("Range headers %q; want none, then one resuming past 0", rg)
 	}
 }
 
@@ -442,20 +341,20 @@ func TestPullResumeSeededIngest(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, r)
-	if _, _, _, err := Pull(context.Background(), cs, p.ref("busybox:latest"), Options{}); err != nil {
+	p := remotetest.New(t, r.URL())
+	if _, _, _, err := Pull(context.Background(), cs, p.Ref("busybox:latest"), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("bytes=%d-", size/2)
-	if len(p.ranges) != 1 || p.ranges[0] != want {
-		t.Fatalf("Range headers %q; want [%s]", p.ranges, want)
+	if rg := p.Ranges(ld.String()); len(rg) != 1 || rg[0] != want {
+		t.Fatalf("Range headers %q; want [%s]", rg, want)
 	}
 }
 
 func TestPullConcurrentOnce(t *testing.T) {
 	r := registry.Start(t, registry.Options{})
 	registry.Push(t, r, "many:latest", registry.ManyLayersImage(t, 12))
-	p := newProxy(t, r)
+	p := remotetest.New(t, r.URL())
 	cs := newStore(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 5)
@@ -463,7 +362,7 @@ func TestPullConcurrentOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _, _, errs[i] = Pull(context.Background(), cs, p.ref("many:latest"), Options{})
+			_, _, _, errs[i] = Pull(context.Background(), cs, p.Ref("many:latest"), Options{})
 		}()
 	}
 	wg.Wait()
@@ -472,12 +371,11 @@ func TestPullConcurrentOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.gets) != 13 {
-		t.Fatalf("%d distinct blobs fetched, want 13 (12 layers + config)", len(p.gets))
+	gets := p.AllGets()
+	if len(gets) != 13 {
+		t.Fatalf("%d distinct blobs fetched, want 13 (12 layers + config)", len(gets))
 	}
-	for d, n := range p.gets {
+	for d, n := range gets {
 		if n != 1 {
 			t.Errorf("blob %s fetched %d times, want once", d, n)
 		}
@@ -492,10 +390,10 @@ func TestPullWrongDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	ld, _ := layers[0].Digest()
-	p := newProxy(t, r)
-	p.corrupt[ld.String()] = true
+	p := remotetest.New(t, r.URL())
+	p.Add(remotetest.Rule{Match: remotetest.Blob(ld.String()), Corrupt: true})
 	cs := newStore(t)
-	_, _, _, err = Pull(context.Background(), cs, p.ref("busybox:latest"), Options{})
+	_, _, _, err = Pull(context.Background(), cs, p.Ref("busybox:latest"), Options{})
 	t.Logf("error: %v", err)
 	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), ld.String()) || !strings.Contains(err.Error(), "content has digest sha256:") {
 		t.Fatalf("err = %v; want ErrInvalidArgument naming expected and actual digests", err)
@@ -504,10 +402,8 @@ func TestPullWrongDigest(t *testing.T) {
 		t.Fatalf("corrupt layer visible in the store: %v", err)
 	}
 	// The registry stops lying: the retry completes.
-	p.mu.Lock()
-	delete(p.corrupt, ld.String())
-	p.mu.Unlock()
-	if _, _, _, err := Pull(context.Background(), cs, p.ref("busybox:latest"), Options{}); err != nil {
+	p.Clear()
+	if _, _, _, err := Pull(context.Background(), cs, p.Ref("busybox:latest"), Options{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -45,11 +45,21 @@ var _ blobOpener = (*content.Store)(nil)
 // digest against config.rootfs.diff_ids, and returns the top chain ID ("" for
 // an image without layers). A layer that fails leaves no snapshot behind;
 // those below it stay (they are valid and shared).
+// Layers expand within the default Limits.
 func Unpack(ctx context.Context, cs *content.Store, sn snapshot.Snapshotter, manifest ocispec.Manifest, config ocispec.Image) (string, error) {
-	return unpack(ctx, cs, sn, manifest.Layers, config.RootFS)
+	return unpack(ctx, cs, sn, manifest.Layers, config.RootFS, Limits{})
 }
 
-func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers []ocispec.Descriptor, rootfs ocispec.RootFS) (string, error) {
+// UnpackWithLimits is Unpack with bounds on the uncompressed size of the
+// layers: a layer that expands past them fails (ErrInvalidArgument, naming
+// the layer and the limit) and leaves no snapshot.
+func UnpackWithLimits(ctx context.Context, cs *content.Store, sn snapshot.Snapshotter, manifest ocispec.Manifest, config ocispec.Image, lim Limits) (string, error) {
+	return unpack(ctx, cs, sn, manifest.Layers, config.RootFS, lim)
+}
+
+func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers []ocispec.Descriptor, rootfs ocispec.RootFS, lim Limits) (string, error) {
+	lim = lim.withDefaults()
+	var total int64
 	if rootfs.Type != "layers" {
 		return "", fmt.Errorf("config.rootfs.type %q, want \"layers\": %w", rootfs.Type, errdefs.ErrInvalidArgument)
 	}
@@ -72,7 +82,7 @@ func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers 
 		case err == nil:
 			return "", fmt.Errorf("layer %d: snapshot %s exists but is %s: %w", i, id, info.Kind, errdefs.ErrFailedPrecondition)
 		case errors.Is(err, errdefs.ErrNotFound):
-			if err := applyLayer(ctx, cs, sn, i, layer, rootfs.DiffIDs[i], id, parent); err != nil {
+			if err := applyLayer(ctx, cs, sn, i, layer, rootfs.DiffIDs[i], id, parent, lim, &total); err != nil {
 				return "", err
 			}
 		default:
@@ -83,7 +93,7 @@ func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers 
 	return parent, nil
 }
 
-func applyLayer(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string) (retErr error) {
+func applyLayer(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, lim Limits, total *int64) (retErr error) {
 	var rnd [6]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return err
@@ -113,8 +123,16 @@ func applyLayer(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i i
 		return fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
 	}
 	defer rc.Close()
+	compressed := layer.Size
+	if st, err := f.Stat(); err == nil {
+		compressed = st.Size()
+	}
+	lr := &limitReader{r: rc, lim: lim, compressed: compressed, image: total}
 	digester := diffID.Algorithm().Digester()
-	if _, err := archive.Apply(ctx, dir, io.TeeReader(rc, digester.Hash()), opts); err != nil {
+	if _, err := archive.Apply(ctx, dir, io.TeeReader(lr, digester.Hash()), opts); err != nil {
+		if lr.err != nil {
+			err = lr.err
+		}
 		return fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
 	}
 	if actual := digester.Digest(); actual != diffID {
