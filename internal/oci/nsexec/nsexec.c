@@ -304,7 +304,19 @@ void gantry_nsexec(void)
 	 * /sys/fs/cgroup is, and before a user namespace takes away the
 	 * right to write the host's cgroup files.
 	 */
-	cg2fd = enter_cgroups(cg1, ncg1, cg2, do_fork);
+	{
+		/*
+		 * clone3(CLONE_INTO_CGROUP) checks the right to write the
+		 * cgroup with the credentials of the clone's caller: from
+		 * inside a user namespace that fails (EACCES). Then the v2
+		 * cgroup is entered now, through cgroup.procs.
+		 */
+		int userns = (clone_flags & CLONE_NEWUSER) != 0;
+		for (int i = 0; i < njoin; i++)
+			if (strcmp(joins[i][0], "user") == 0)
+				userns = 1;
+		cg2fd = enter_cgroups(cg1, ncg1, cg2, do_fork && !userns);
+	}
 
 	/* A joined user namespace comes first: it owns the others. */
 	join_all(joins, njoin);
