@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/gantry-project/gantry/internal/oci/cli.Version=$(VERSIO
 GANTRY_LDFLAGS := -X github.com/gantry-project/gantry/internal/daemon.Version=$(VERSION) -X github.com/gantry-project/gantry/internal/cli.Version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: help deps build test test-unit test-integration conformance bench lint demo clean proto
+.PHONY: help deps build test test-unit test-integration conformance bench lint demo demo-oci clean proto
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ build: ## build the binaries into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/gantry-shim ./cmd/gantry-shim
 
 PKG_TESTS := ./internal/... ./cmd/... ./client/... ./test/bundle/... ./test/probe/... ./test/conformance/... ./test/registry/... ./test/layout/...
-E2E_TESTS := ./test/integration/ ./test/clients/ ./test/daemon/ ./test/shim/
+E2E_TESTS := ./test/integration/ ./test/clients/ ./test/daemon/ ./test/shim/ ./test/containers/
 
 test: deps build lint ## everything CI runs: lint, unit and root package tests, end-to-end (own suite, containerd, podman), conformance
 	GANTRY_TEST_LARGE=1 $(GO) test -count=1 -timeout 30m $(PKG_TESTS)
@@ -46,8 +46,11 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet ./...
 	$$($(GO) env GOPATH)/bin/staticcheck ./...
 
-demo: deps build ## run a busybox container that prints a greeting
-	bash scripts/demo.sh $(CURDIR)/$(BIN)/gantry-oci
+demo: deps build ## start gantryd, build a busybox image locally, run `gantry run --rm busybox echo hello from gantry`
+	bash scripts/demo.sh $(CURDIR)/$(BIN)
+
+demo-oci: deps build ## the runtime alone: run a busybox bundle with gantry-oci
+	bash scripts/demo-oci.sh $(CURDIR)/$(BIN)/gantry-oci
 
 proto: ## regenerate api/ from its .proto files (needs protoc: apt-get install protobuf-compiler)
 	bash scripts/proto.sh

@@ -62,6 +62,9 @@ type Client struct {
 	content   gantryv1.ContentServiceClient
 	snapshots gantryv1.SnapshotServiceClient
 	system    gantryv1.SystemServiceClient
+	ctrs      gantryv1.ContainerServiceClient
+	tasks     gantryv1.TaskServiceClient
+	events    gantryv1.EventServiceClient
 
 	mu      sync.Mutex
 	dialErr error // the last failed dial, to tell "daemon down" from other Unavailable answers
@@ -133,6 +136,9 @@ func New(address string, opts ...Option) (*Client, error) {
 	c.content = gantryv1.NewContentServiceClient(conn)
 	c.snapshots = gantryv1.NewSnapshotServiceClient(conn)
 	c.system = gantryv1.NewSystemServiceClient(conn)
+	c.ctrs = gantryv1.NewContainerServiceClient(conn)
+	c.tasks = gantryv1.NewTaskServiceClient(conn)
+	c.events = gantryv1.NewEventServiceClient(conn)
 	return c, nil
 }
 

@@ -163,17 +163,21 @@ func rawJSON(b []byte) json.RawMessage {
 func newInspectCommand(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "inspect NAME...",
-		Short: "Show images with their manifest and config, as JSON",
-		Args:  args(1, -1, "at least one image name"),
+		Short: "Show containers, or images with their manifest and config, as JSON",
+		Args:  args(1, -1, "at least one container or image name"),
 		RunE: func(cmd *cobra.Command, names []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			out := []inspectJSON{}
+			out := []any{}
 			var errs []error
 			for _, name := range names {
+				if ctr, err := c.Container(cmd.Context(), name); err == nil {
+					out = append(out, containerInspectJSON{containerJSON: toContainerJSON(ctr), Spec: rawJSON(ctr.GetSpec())})
+					continue
+				}
 				resp, err := c.GetImage(cmd.Context(), name)
 				if err != nil {
 					errs = append(errs, err)

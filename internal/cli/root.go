@@ -104,6 +104,13 @@ func Run(ctx context.Context, argv []string, stdio Stdio, tty func() (bool, int)
 	if err == nil {
 		return ExitOK
 	}
+	var x exitError
+	if errors.As(err, &x) {
+		if x.err != nil {
+			fmt.Fprintln(stdio.Err, "gantry: "+errorLine(x.err, a.address))
+		}
+		return x.code
+	}
 	fmt.Fprintln(stdio.Err, "gantry: "+errorLine(err, a.address))
 	var u usageError
 	if errors.As(err, &u) {
@@ -131,7 +138,7 @@ func envOr(name, def string) string {
 func newRootCommand(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "gantry",
-		Short:         "Gantry's command line: images, content and snapshots, through gantryd",
+		Short:         "Gantry's command line: containers, images, content and snapshots, through gantryd",
 		Version:       Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -163,6 +170,19 @@ func newRootCommand(a *app) *cobra.Command {
 		newInspectCommand(a),
 		newImportCommand(a),
 		newExportCommand(a),
+		newRunCommand(a),
+		newCreateCommand(a),
+		newStartCommand(a),
+		newPsCommand(a),
+		newLogsCommand(a),
+		newExecCommand(a),
+		newStopCommand(a),
+		newKillCommand(a),
+		newRmCommand(a),
+		newWaitCommand(a),
+		newTopCommand(a),
+		newStatsCommand(a),
+		newEventsCommand(a),
 		newVersionCommand(a),
 		newInfoCommand(a),
 		system, content, snapshot,

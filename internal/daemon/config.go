@@ -54,6 +54,11 @@ type Config struct {
 	Snapshotter         string   `toml:"snapshotter"`
 	SnapshotterFallback bool     `toml:"snapshotter_fallback"`
 	Registry            Registry `toml:"registry"`
+	// Runtime is the default runc-compatible binary (a path, or a name in
+	// PATH); empty: gantry-oci next to gantryd, else in PATH.
+	Runtime string `toml:"runtime"`
+	// Shim is gantry-shim; empty: next to gantryd, else in PATH.
+	Shim string `toml:"shim"`
 }
 
 // Registry configures pulls.

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gantry-project/gantry/internal/content"
+	"github.com/gantry-project/gantry/internal/events"
 	"github.com/gantry-project/gantry/internal/metadata"
 	"github.com/gantry-project/gantry/internal/remote"
 	"github.com/gantry-project/gantry/internal/services"
@@ -51,6 +52,8 @@ type Daemon struct {
 	db       *metadata.DB
 	sn       snapshot.Snapshotter
 	images   imageStore
+	bus      *events.Bus
+	ctrs     *containers
 	listener net.Listener
 	server   *grpc.Server
 
@@ -155,6 +158,10 @@ func (d *Daemon) open() error {
 		return fmt.Errorf("image store: %w", err)
 	}
 
+	if err := d.openContainers(); err != nil {
+		return err
+	}
+
 	l, err := listen(cfg.Address, d.logger)
 	if err != nil {
 		return err
@@ -166,6 +173,8 @@ func (d *Daemon) open() error {
 		Maintenance: &maintenance{db: d.db, cs: d.cs, sn: d.sn, root: cfg.Root},
 		Content:     d.cs,
 		Snapshotter: d.sn,
+		Containers:  d.ctrs,
+		Events:      d.bus,
 		Logger:      d.logger,
 		Info: services.DaemonInfo{
 			Version:     Version,

@@ -17,6 +17,10 @@ type Backends struct {
 	Maintenance Maintenance
 	Content     Content
 	Snapshotter snapshot.Snapshotter
+	// Containers serves the container and task services, Events the event
+	// service; nil leaves them unimplemented.
+	Containers Containers
+	Events     Events
 	// Info describes the daemon for SystemService.Info and Version.
 	Info DaemonInfo
 	// Logger receives one Debug line per call and the errors of calls.
@@ -82,4 +86,11 @@ func Register(s *grpc.Server, b Backends) {
 	gantryv1.RegisterContentServiceServer(s, &contentServer{content: b.Content})
 	gantryv1.RegisterSnapshotServiceServer(s, &snapshotServer{sn: b.Snapshotter})
 	gantryv1.RegisterSystemServiceServer(s, &systemServer{m: b.Maintenance, info: b.Info})
+	if b.Containers != nil {
+		gantryv1.RegisterContainerServiceServer(s, &containerServer{c: b.Containers})
+		gantryv1.RegisterTaskServiceServer(s, &taskServer{c: b.Containers})
+	}
+	if b.Events != nil {
+		gantryv1.RegisterEventServiceServer(s, &eventServer{bus: b.Events})
+	}
 }

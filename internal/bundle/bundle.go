@@ -1,0 +1,137 @@
+package bundle
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/gantry-project/gantry/internal/snapshot"
+)
+
+// Names inside a bundle directory.
+const (
+	ConfigName = "config.json"
+	RootfsName = "rootfs"
+)
+
+// Dir returns the bundle directory of a container under root
+// (<state>/bundles).
+func Dir(root, namespace, id string) string { return filepath.Join(root, namespace, id) }
+
+// Rootfs returns the rootfs path of the bundle dir.
+func Rootfs(dir string) string { return filepath.Join(dir, RootfsName) }
+
+// Create makes the bundle directory and mounts mounts on its rootfs. On
+// error nothing is left.
+func Create(dir string, mounts []snapshot.Mount) error {
+	if err := os.MkdirAll(Rootfs(dir), 0o711); err != nil {
+		return fmt.Errorf("create bundle %s: %w", dir, err)
+	}
+	if err := snapshot.MountAll(mounts, Rootfs(dir)); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("mount rootfs of bundle %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Ensure mounts the rootfs again if it is not mounted (after a reboot
+// emptied the state directory, or a crash between steps).
+func Ensure(dir string, mounts []snapshot.Mount) error {
+	if ok, err := Mounted(Rootfs(dir)); err != nil || ok {
+		return err
+	}
+	if err := os.MkdirAll(Rootfs(dir), 0o711); err != nil {
+		return fmt.Errorf("create bundle %s: %w", dir, err)
+	}
+	if err := snapshot.MountAll(mounts, Rootfs(dir)); err != nil {
+		return fmt.Errorf("mount rootfs of bundle %s: %w", dir, err)
+	}
+	return nil
+}
+
+// WriteSpec writes config.json (through a temporary file and a rename).
+func WriteSpec(dir string, spec *specs.Spec) error {
+	data, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", filepath.Join(dir, ConfigName), err)
+	}
+	return WriteSpecJSON(dir, data)
+}
+
+// WriteSpecJSON writes an already encoded config.json.
+func WriteSpecJSON(dir string, data []byte) error {
+	tmp := filepath.Join(dir, "."+ConfigName+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Join(dir, ConfigName), err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, ConfigName)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", filepath.Join(dir, ConfigName), err)
+	}
+	return nil
+}
+
+// Remove unmounts the rootfs and removes the bundle directory. A missing
+// bundle is not an error.
+func Remove(dir string) error {
+	if err := snapshot.UnmountAll(Rootfs(dir)); err != nil {
+		return fmt.Errorf("remove bundle %s: %w", dir, err)
+	}
+	if ok, err := Mounted(Rootfs(dir)); err != nil {
+		return err
+	} else if ok {
+		return fmt.Errorf("remove bundle %s: rootfs is still mounted", dir)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove bundle %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Mounted tells whether path is a mount point in this mount namespace.
+func Mounted(path string) (bool, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, fmt.Errorf("read mountinfo: %w", err)
+	}
+	return mountedIn(data, path), nil
+}
+
+// mountedIn tells whether mountinfo lists path as a mount point.
+func mountedIn(mountinfo []byte, path string) bool {
+	path = filepath.Clean(path)
+	sc := bufio.NewScanner(bytes.NewReader(mountinfo))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) > 4 && unescape(f[4]) == path {
+			return true
+		}
+	}
+	return false
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space, ...).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v int
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

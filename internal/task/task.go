@@ -1,0 +1,507 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	shimapi "github.com/gantry-project/gantry/api/shim/v1"
+	"github.com/gantry-project/gantry/internal/errdefs"
+	"github.com/gantry-project/gantry/internal/shim"
+)
+
+// Topics of the events the manager publishes.
+const (
+	TopicCreate = "/tasks/create"
+	TopicStart  = "/tasks/start"
+	TopicExit   = "/tasks/exit"
+	TopicDelete = "/tasks/delete"
+	TopicExec   = "/tasks/exec-added"
+	TopicPause  = "/tasks/paused"
+	TopicResume = "/tasks/resumed"
+	TopicOOM    = "/tasks/oom"
+)
+
+// Status values of a task (as the shim's).
+const (
+	StatusCreated = shimapi.StatusCreated
+	StatusRunning = shimapi.StatusRunning
+	StatusPaused  = shimapi.StatusPaused
+	StatusStopped = shimapi.StatusStopped
+)
+
+// Config configures a Manager.
+type Config struct {
+	// StateRoot holds the shims' state directories (<state>/shims).
+	StateRoot string
+	// ShimBinary is gantry-shim.
+	ShimBinary string
+	// RuntimeRoot is the directory under which each runtime gets its
+	// --root (<RuntimeRoot>/<binary name>).
+	RuntimeRoot string
+	// Timeout bounds each runtime call inside the shim (0: the shim's
+	// default).
+	Timeout time.Duration
+	// Publish receives the task events; may be nil.
+	Publish func(ns, topic, id string, attrs map[string]string)
+	Logger  *slog.Logger
+}
+
+// CreateOptions describe one task.
+type CreateOptions struct {
+	Bundle  string
+	Runtime string
+	LogPath string
+	Stdin   bool
+}
+
+// State is the state of a task or of one exec.
+type State struct {
+	ID          string
+	ExecID      string
+	Pid         int
+	Status      string
+	ExitStatus  int
+	ExitUnknown bool
+	ExitedAt    time.Time
+	Terminal    bool
+}
+
+// Manager tracks the tasks of every namespace.
+type Manager struct {
+	cfg Config
+
+	mu    sync.Mutex
+	tasks map[string]*Task
+}
+
+// Task is one container's running shim.
+type Task struct {
+	Namespace, ID string
+	dir           string
+	client        *shim.Client
+	m             *Manager
+
+	mu   sync.Mutex
+	dead bool
+	exit *shim.ExitRecord // when dead: the durable record, if any
+	opts shim.Options
+}
+
+// New returns a manager; call Restore before serving.
+func New(cfg Config) *Manager {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Publish == nil {
+		cfg.Publish = func(string, string, string, map[string]string) {}
+	}
+	return &Manager{cfg: cfg, tasks: map[string]*Task{}}
+}
+
+func key(ns, id string) string { return ns + "/" + id }
+
+// RuntimeRoot returns the --root a runtime binary gets.
+func (m *Manager) RuntimeRoot(runtime string) string {
+	return filepath.Join(m.cfg.RuntimeRoot, filepath.Base(runtime))
+}
+
+// Finished is a task found dead at Restore and cleaned up: its container
+// exited (Exit nil: status unknown) while no shim was watching.
+type Finished struct {
+	Namespace, ID string
+	Exit          *shim.ExitRecord
+}
+
+// Restore finds the shims left by a previous gantryd: a live one is
+// reconnected and watched, a dead one is cleaned up (the runtime's
+// delete --force, its state directory removed) and returned.
+func (m *Manager) Restore(ctx context.Context) ([]Finished, error) {
+	found, err := shim.Discover(m.cfg.StateRoot)
+	if err != nil {
+		return nil, err
+	}
+	var done []Finished
+	for _, f := range found {
+		ns, id := filepath.Base(filepath.Dir(f.Dir)), filepath.Base(f.Dir)
+		if f.Alive {
+			t := &Task{Namespace: ns, ID: id, dir: f.Dir, client: shim.NewClient(f.Socket), m: m, opts: f.Options}
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := t.client.Connect(cctx)
+			cancel()
+			if err == nil {
+				m.mu.Lock()
+				m.tasks[key(ns, id)] = t
+				m.mu.Unlock()
+				go m.watch(t)
+				m.cfg.Logger.Info("reconnected to shim", "namespace", ns, "id", id, "pid", f.ShimPid)
+				continue
+			}
+			m.cfg.Logger.Warn("shim does not answer; treating it as dead", "namespace", ns, "id", id, "error", err)
+			if p, perr := os.FindProcess(f.ShimPid); perr == nil {
+				p.Signal(syscall.SIGKILL)
+			}
+			f.Alive = false
+		}
+		exit, err := shim.Cleanup(ctx, f)
+		if err != nil {
+			m.cfg.Logger.Warn("clean up dead shim", "namespace", ns, "id", id, "error", err)
+			continue
+		}
+		m.cfg.Logger.Info("cleaned up dead shim", "namespace", ns, "id", id, "exit_known", exit != nil)
+		done = append(done, Finished{Namespace: ns, ID: id, Exit: exit})
+	}
+	return done, nil
+}
+
+// Create launches the shim of container ns/id, which creates the
+// container with the runtime. The task is "created" until Start.
+func (m *Manager) Create(ctx context.Context, ns, id string, o CreateOptions) (*Task, error) {
+	k := key(ns, id)
+	m.mu.Lock()
+	if _, ok := m.tasks[k]; ok {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("task %s: %w", id, errdefs.ErrAlreadyExists)
+	}
+	// Reserve the key while the shim starts.
+	t := &Task{Namespace: ns, ID: id, dir: shim.Dir(m.cfg.StateRoot, ns, id), m: m}
+	m.tasks[k] = t
+	m.mu.Unlock()
+	opts := shim.Options{
+		Namespace: ns, ID: id, StateDir: t.dir, Bundle: o.Bundle,
+		Runtime: o.Runtime, RuntimeRoot: m.RuntimeRoot(o.Runtime), LogPath: o.LogPath,
+		Stdin: o.Stdin, Timeout: m.cfg.Timeout,
+	}
+	if err := os.MkdirAll(filepath.Dir(t.dir), 0o700); err != nil {
+		m.forget(t)
+		return nil, fmt.Errorf("create task %s: %w", id, err)
+	}
+	sock, err := shim.Launch(ctx, m.cfg.ShimBinary, opts)
+	if err != nil {
+		m.forget(t)
+		return nil, fmt.Errorf("create task %s: %w", id, err)
+	}
+	t.client = shim.NewClient(sock)
+	t.opts = opts
+	go m.watch(t)
+	m.cfg.Publish(ns, TopicCreate, id, nil)
+	return t, nil
+}
+
+func (m *Manager) forget(t *Task) {
+	m.mu.Lock()
+	if m.tasks[key(t.Namespace, t.ID)] == t {
+		delete(m.tasks, key(t.Namespace, t.ID))
+	}
+	m.mu.Unlock()
+}
+
+// Get returns the task of container ns/id, or ErrNotFound.
+func (m *Manager) Get(ns, id string) (*Task, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tasks[key(ns, id)]
+	if !ok || t.client == nil {
+		return nil, fmt.Errorf("container %s has no task: %w", id, errdefs.ErrNotFound)
+	}
+	return t, nil
+}
+
+// watch waits for the init's exit and publishes it; when the shim goes
+// away without answering, the task is marked dead.
+func (m *Manager) watch(t *Task) {
+	for {
+		st, err := t.client.Wait(context.Background(), "")
+		if err == nil {
+			m.cfg.Publish(t.Namespace, TopicExit, t.ID, map[string]string{
+				"exit_status": strconv.Itoa(st.ExitStatus), "pid": strconv.Itoa(st.Pid),
+			})
+			return
+		}
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return
+		}
+		if !t.shimAlive() {
+			if t.markDead() {
+				m.cfg.Publish(t.Namespace, TopicExit, t.ID, map[string]string{"exit_status": "unknown"})
+			}
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// shimAlive tells whether the shim process still serves the task's
+// directory.
+func (t *Task) shimAlive() bool {
+	if _, err := os.Stat(t.dir); err != nil {
+		return false // deleted
+	}
+	data, err := os.ReadFile(filepath.Join(t.dir, shim.PidName))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z") {
+		return false
+	}
+	for _, a := range strings.Split(string(cmdline), "\x00") {
+		if a == t.dir {
+			return true
+		}
+	}
+	return false
+}
+
+// markDead records that the shim died; it reports whether this call did.
+func (t *Task) markDead() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dead {
+		return false
+	}
+	t.dead = true
+	if rec, ok, err := shim.ReadExit(t.dir); err == nil && ok {
+		t.exit = &rec
+	}
+	return true
+}
+
+// check turns an unavailable shim into a dead task.
+func (t *Task) check(err error) error {
+	if err != nil && errors.Is(err, errdefs.ErrUnavailable) && !t.shimAlive() {
+		t.markDead()
+		return fmt.Errorf("container %s: its shim is gone (the exit status is unknown): %w", t.ID, errdefs.ErrFailedPrecondition)
+	}
+	return err
+}
+
+// deadState returns the final state of a dead task, ok false if alive.
+func (t *Task) deadState() (State, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.dead {
+		return State{}, false
+	}
+	st := State{ID: t.ID, Status: StatusStopped, ExitUnknown: true}
+	if t.exit != nil {
+		st.ExitUnknown, st.ExitStatus, st.ExitedAt, st.Pid = false, t.exit.ExitStatus, t.exit.ExitedAt, t.exit.Pid
+	}
+	return st, true
+}
+
+func (t *Task) refuseDead(verb string) error {
+	if _, dead := t.deadState(); dead {
+		return fmt.Errorf("%s %s: the container's shim is gone: %w", verb, t.ID, errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+func fromShim(s shimapi.StateResponse) State {
+	return State{ID: s.ID, ExecID: s.ExecID, Pid: s.Pid, Status: s.Status, ExitStatus: s.ExitStatus, ExitedAt: s.ExitedAt, Terminal: s.Terminal}
+}
+
+// Start starts the container's process.
+func (t *Task) Start(ctx context.Context) (State, error) {
+	if err := t.refuseDead("start"); err != nil {
+		return State{}, err
+	}
+	st, err := t.client.Start(ctx)
+	if err != nil {
+		return State{}, t.check(err)
+	}
+	t.m.cfg.Publish(t.Namespace, TopicStart, t.ID, map[string]string{"pid": strconv.Itoa(st.Pid)})
+	return fromShim(st), nil
+}
+
+// State returns the state of the task (execID "") or of one exec.
+func (t *Task) State(ctx context.Context, execID string) (State, error) {
+	if st, dead := t.deadState(); dead {
+		if execID != "" {
+			return State{}, fmt.Errorf("exec %q of %s: %w", execID, t.ID, errdefs.ErrNotFound)
+		}
+		return st, nil
+	}
+	st, err := t.client.State(ctx, execID)
+	if err != nil {
+		if err = t.check(err); errors.Is(err, errdefs.ErrFailedPrecondition) && execID == "" {
+			st, _ := t.deadState()
+			return st, nil
+		}
+		return State{}, err
+	}
+	return fromShim(st), nil
+}
+
+// Wait returns once the process has exited.
+func (t *Task) Wait(ctx context.Context, execID string) (State, error) {
+	for {
+		if st, dead := t.deadState(); dead {
+			if execID != "" {
+				return State{}, fmt.Errorf("exec %q of %s: %w", execID, t.ID, errdefs.ErrNotFound)
+			}
+			return st, nil
+		}
+		st, err := t.client.Wait(ctx, execID)
+		if err == nil {
+			return fromShim(st), nil
+		}
+		if ctx.Err() != nil {
+			return State{}, ctx.Err()
+		}
+		if errors.Is(err, errdefs.ErrUnavailable) && !t.shimAlive() {
+			t.markDead()
+			continue
+		}
+		return State{}, err
+	}
+}
+
+// Kill signals the init (all: every process) or one exec.
+func (t *Task) Kill(ctx context.Context, execID string, sig syscall.Signal, all bool) error {
+	if err := t.refuseDead("kill"); err != nil {
+		return err
+	}
+	return t.check(t.client.Kill(ctx, execID, sig, all))
+}
+
+// ExecOptions describe an exec.
+type ExecOptions struct {
+	ExecID  string
+	Process json.RawMessage // a runtime-spec process object
+	Stdin   bool
+}
+
+// Exec starts a process in the running container.
+func (t *Task) Exec(ctx context.Context, o ExecOptions) (State, error) {
+	if err := t.refuseDead("exec in"); err != nil {
+		return State{}, err
+	}
+	st, err := t.client.Exec(ctx, shimapi.ExecRequest{ExecID: o.ExecID, Process: o.Process, Stdin: o.Stdin})
+	if err != nil {
+		return State{}, t.check(err)
+	}
+	t.m.cfg.Publish(t.Namespace, TopicExec, t.ID, map[string]string{"exec_id": o.ExecID, "pid": strconv.Itoa(st.Pid)})
+	return fromShim(st), nil
+}
+
+// Pause freezes the container.
+func (t *Task) Pause(ctx context.Context) error {
+	if err := t.refuseDead("pause"); err != nil {
+		return err
+	}
+	if err := t.client.Pause(ctx); err != nil {
+		return t.check(err)
+	}
+	t.m.cfg.Publish(t.Namespace, TopicPause, t.ID, nil)
+	return nil
+}
+
+// Resume thaws the container.
+func (t *Task) Resume(ctx context.Context) error {
+	if err := t.refuseDead("resume"); err != nil {
+		return err
+	}
+	if err := t.client.Resume(ctx); err != nil {
+		return t.check(err)
+	}
+	t.m.cfg.Publish(t.Namespace, TopicResume, t.ID, nil)
+	return nil
+}
+
+// Pids lists the container's processes.
+func (t *Task) Pids(ctx context.Context) ([]int, error) {
+	if err := t.refuseDead("list processes of"); err != nil {
+		return nil, err
+	}
+	p, err := t.client.Pids(ctx)
+	return p, t.check(err)
+}
+
+// Stats returns the runtime's statistics as JSON.
+func (t *Task) Stats(ctx context.Context) (json.RawMessage, error) {
+	if err := t.refuseDead("stats of"); err != nil {
+		return nil, err
+	}
+	s, err := t.client.Stats(ctx)
+	return s, t.check(err)
+}
+
+// ResizePty resizes the pty of the task or of one exec.
+func (t *Task) ResizePty(ctx context.Context, execID string, w, h uint16) error {
+	if err := t.refuseDead("resize"); err != nil {
+		return err
+	}
+	return t.check(t.client.ResizePty(ctx, execID, w, h))
+}
+
+// CloseStdin closes the stdin of the task or of one exec.
+func (t *Task) CloseStdin(ctx context.Context, execID string) error {
+	if err := t.refuseDead("close stdin of"); err != nil {
+		return err
+	}
+	return t.check(t.client.CloseStdin(ctx, execID))
+}
+
+// Attach returns a writer to the stdin of the task or of one exec.
+func (t *Task) Attach(ctx context.Context, execID string) (io.WriteCloser, error) {
+	if err := t.refuseDead("attach to"); err != nil {
+		return nil, err
+	}
+	w, err := t.client.Attach(ctx, execID)
+	return w, t.check(err)
+}
+
+// Delete removes one exited exec, or the task: the shim deletes the
+// container with the runtime and exits (force kills a running one); a
+// dead shim's leftovers are cleaned up. It returns the final state.
+func (m *Manager) Delete(ctx context.Context, ns, id, execID string, force bool) (State, error) {
+	t, err := m.Get(ns, id)
+	if err != nil {
+		return State{}, err
+	}
+	if execID != "" {
+		if err := t.refuseDead("delete exec of"); err != nil {
+			return State{}, err
+		}
+		st, err := t.client.Delete(ctx, execID, false)
+		return fromShim(st), t.check(err)
+	}
+	if _, dead := t.deadState(); !dead {
+		st, err := t.client.Delete(ctx, "", force)
+		if err == nil {
+			m.forget(t)
+			m.cfg.Publish(ns, TopicDelete, id, map[string]string{"exit_status": strconv.Itoa(st.ExitStatus)})
+			return fromShim(st), nil
+		}
+		if err = t.check(err); !errors.Is(err, errdefs.ErrFailedPrecondition) || t.refuseDead("") == nil {
+			return State{}, err
+		}
+	}
+	st, _ := t.deadState()
+	f := shim.Found{Dir: t.dir, Options: t.opts, Alive: false}
+	if _, err := shim.Cleanup(ctx, f); err != nil {
+		return State{}, err
+	}
+	m.forget(t)
+	m.cfg.Publish(ns, TopicDelete, id, map[string]string{"exit_status": "unknown"})
+	return st, nil
+}
