@@ -457,8 +457,12 @@ func killCgroup(cg cgroup.Manager) {
 }
 
 func initEnv(sockFD int) []string {
-	// The init is short-lived and single-purpose: one P and no GC.
-	env := []string{nsexec.EnvInitFD + "=" + strconv.Itoa(sockFD), "GOMAXPROCS=1", "GOGC=off"}
+	// The init is short-lived and single-purpose: one P and no GC. And no
+	// rseq registration by glibc: the Go runtime may start a thread after
+	// the container's seccomp filter is installed, and a profile that does
+	// not allow rseq(2) makes glibc abort the thread start ("Fatal glibc
+	// error: rseq registration failed").
+	env := []string{nsexec.EnvInitFD + "=" + strconv.Itoa(sockFD), "GOMAXPROCS=1", "GOGC=off", "GLIBC_TUNABLES=glibc.pthread.rseq=0"}
 	if traceOn {
 		env = append(env, "GANTRY_OCI_TRACE=1")
 	}
