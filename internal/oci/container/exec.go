@@ -111,9 +111,16 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		}
 	}
 	boot.CgroupV1, boot.CgroupV2 = cgroupDirs(cgPaths)
+	var filter []byte
+	if sc := sp.Linux.Seccomp; sc != nil {
+		if filter, err = compiledSeccomp(r.Store.Root, sc); err != nil {
+			return -1, err
+		}
+	}
 	cfg := &InitConfig{
 		ID: c.ID, Spec: &sp, Bundle: c.Bundle, Rootfs: c.Rootfs,
 		PreserveFDs: o.PreserveFDs, Exec: true, ConsoleFD: -1, ListenerFD: -1, FifoFD: -1,
+		Seccomp: filter,
 	}
 
 	self, err := protectedSelf()

@@ -212,7 +212,12 @@ func finishProcess(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder, st *sp
 	// Compile the filter now: libseccomp allocates, and the rlimits below
 	// (RLIMIT_AS) could starve it. Installing it allocates nothing.
 	var filter *seccomp.Program
-	if sc := s.Linux.Seccomp; sc != nil {
+	if len(cfg.Seccomp) > 0 {
+		filter = &seccomp.Program{}
+		if err := filter.UnmarshalBinary(cfg.Seccomp); err != nil {
+			return fmt.Errorf("linux.seccomp: %w", err)
+		}
+	} else if sc := s.Linux.Seccomp; sc != nil {
 		var err error
 		if filter, err = seccomp.Prepare(sc); err != nil {
 			return fmt.Errorf("linux.seccomp: %w", err)

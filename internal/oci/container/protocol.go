@@ -52,6 +52,9 @@ type InitConfig struct {
 	// Exec: the process joins a running container (Spec.Process is the
 	// process to run): no rootfs, hooks or exec fifo.
 	Exec bool `json:"exec,omitempty"`
+	// Seccomp is the compiled filter of linux.seccomp (seccomp.Program's
+	// binary form), compiled or taken from the cache by the runtime.
+	Seccomp []byte `json:"seccomp,omitempty"`
 }
 
 func (m *message) err() error {

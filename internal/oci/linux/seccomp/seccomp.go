@@ -1,6 +1,10 @@
 package seccomp
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -600,4 +604,46 @@ func (p *Program) Install() (int, error) {
 		return -1, nil
 	}
 	return int(fd), nil
+}
+
+// MarshalBinary encodes the program: the filter flags (8 bytes, little
+// endian), then the BPF instructions (8 bytes each).
+func (p *Program) MarshalBinary() ([]byte, error) {
+	out := make([]byte, 8+8*len(p.prog))
+	binary.LittleEndian.PutUint64(out, uint64(p.flags))
+	for i, in := range p.prog {
+		b := out[8+8*i:]
+		binary.LittleEndian.PutUint16(b, in.Code)
+		b[2], b[3] = in.Jt, in.Jf
+		binary.LittleEndian.PutUint32(b[4:], in.K)
+	}
+	return out, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary wrote.
+func (p *Program) UnmarshalBinary(data []byte) error {
+	if len(data) < 16 || (len(data)-8)%8 != 0 || (len(data)-8)/8 > 0xffff {
+		return fmt.Errorf("seccomp program: %d bytes is not a program", len(data))
+	}
+	p.flags = uintptr(binary.LittleEndian.Uint64(data))
+	p.prog = make([]unix.SockFilter, (len(data)-8)/8)
+	for i := range p.prog {
+		b := data[8+8*i:]
+		p.prog[i] = unix.SockFilter{Code: binary.LittleEndian.Uint16(b), Jt: b[2], Jf: b[3], K: binary.LittleEndian.Uint32(b[4:])}
+	}
+	return nil
+}
+
+// CacheKey names the compiled form of s for this build of libseccomp and
+// this kernel's flags: the same key means the same program.
+func CacheKey(s *specs.LinuxSeccomp) (string, error) {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return "", err
+	}
+	major, minor, micro := libseccomp.GetLibraryVersion()
+	h := sha256.New()
+	fmt.Fprintf(h, "gantry-seccomp-v1 libseccomp %d.%d.%d\n", major, minor, micro)
+	h.Write(data)
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
