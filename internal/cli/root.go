@@ -185,6 +185,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newEventsCommand(a),
 		newVersionCommand(a),
 		newInfoCommand(a),
+		newCompletionCommand(a),
 		system, content, snapshot,
 	)
 	return root
