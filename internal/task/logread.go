@@ -34,8 +34,15 @@ type LogReadOptions struct {
 	MaxFiles int
 }
 
-// pollInterval is how often a follower looks for new lines.
-const pollInterval = 100 * time.Millisecond
+// A follower looks for new lines (and for the end of the task) after
+// minPoll, doubling the wait while nothing happens up to maxPoll. A short
+// first wait matters: `gantry run` waits for the follower to finish before
+// it reports the exit, and a fixed 100 ms poll cost a short-lived container
+// up to 100 ms (measured by scripts/bench-run.sh).
+const (
+	minPoll = 2 * time.Millisecond
+	maxPoll = 100 * time.Millisecond
+)
 
 // ReadLog sends the entries of the rotating log at path to fn.
 func ReadLog(ctx context.Context, path string, o LogReadOptions, fn func(LogEntry) error) error {
@@ -91,6 +98,7 @@ func ReadLog(ctx context.Context, path string, o LogReadOptions, fn func(LogEntr
 	if !o.Follow {
 		return nil
 	}
+	wait := minPoll
 	for {
 		done := o.Done != nil && o.Done()
 		if f != nil {
@@ -102,6 +110,7 @@ func ReadLog(ctx context.Context, path string, o LogReadOptions, fn func(LogEntr
 				if !ok {
 					break
 				}
+				wait = minPoll
 				if err := fn(e); err != nil {
 					return err
 				}
@@ -124,7 +133,10 @@ func ReadLog(ctx context.Context, path string, o LogReadOptions, fn func(LogEntr
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(pollInterval):
+		case <-time.After(wait):
+		}
+		if wait *= 2; wait > maxPoll {
+			wait = maxPoll
 		}
 	}
 }

@@ -67,7 +67,7 @@ func TestReadLogFollowAcrossRotation(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		writeEntries(t, path, "2\n")
-		time.Sleep(pollInterval)
+		time.Sleep(maxPoll)
 		writeEntries(t, path, "3\n")
 		// Rotate: the follower must finish the old file and open the new.
 		os.Rename(path, path+".1")
