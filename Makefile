@@ -38,9 +38,10 @@ test-integration: build ## end-to-end tests of bin/gantry-oci (GANTRY_RUNTIME=$$
 conformance: deps build ## OCI runtime-tools validation suite against bin/gantry-oci
 	bash scripts/conformance.sh $(CURDIR)/$(BIN)/gantry-oci
 
-bench: deps build ## every benchmark: gantry-oci vs runc, gantry run vs ctr and podman, memory per container (medians, ratios)
+bench: deps build ## every benchmark: gantry-oci vs runc, gantry run vs ctr and podman, memory per container, pull vs containerd (medians, ratios)
 	bash scripts/bench.sh $(CURDIR)/$(BIN)/gantry-oci $$(command -v runc)
 	bash scripts/bench-run.sh $(CURDIR)/$(BIN)
+	bash scripts/bench-pull.sh $(CURDIR)/$(BIN)/gantryd $(CURDIR)/$(BIN)/gantry
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l api client cmd internal test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -75,22 +75,34 @@ func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers 
 	parent := ""
 	for i, layer := range layers {
 		id := chain[i].String()
-		info, err := sn.Stat(ctx, id)
-		switch {
-		case err == nil && info.Kind == snapshot.KindCommitted:
-			// Already unpacked (by this image or another sharing the layer).
-		case err == nil:
-			return "", fmt.Errorf("layer %d: snapshot %s exists but is %s: %w", i, id, info.Kind, errdefs.ErrFailedPrecondition)
-		case errors.Is(err, errdefs.ErrNotFound):
-			if err := applyLayer(ctx, cs, sn, i, layer, rootfs.DiffIDs[i], id, parent, lim, &total); err != nil {
-				return "", err
-			}
-		default:
-			return "", fmt.Errorf("layer %d: stat snapshot %s: %w", i, id, err)
+		unlock, err := layerLocks.lock(ctx, id)
+		if err != nil {
+			return "", fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
+		}
+		err = unpackOne(ctx, cs, sn, i, layer, rootfs.DiffIDs[i], id, parent, lim, &total)
+		unlock()
+		if err != nil {
+			return "", err
 		}
 		parent = id
 	}
 	return parent, nil
+}
+
+// unpackOne makes sure the committed snapshot id exists, unpacking layer i
+// onto parent if it does not. The caller holds the layer's lock.
+func unpackOne(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, lim Limits, total *int64) error {
+	info, err := sn.Stat(ctx, id)
+	switch {
+	case err == nil && info.Kind == snapshot.KindCommitted:
+		return nil // already unpacked (by this image or another sharing the layer)
+	case err == nil:
+		return fmt.Errorf("layer %d: snapshot %s exists but is %s: %w", i, id, info.Kind, errdefs.ErrFailedPrecondition)
+	case errors.Is(err, errdefs.ErrNotFound):
+		return applyLayer(ctx, cs, sn, i, layer, diffID, id, parent, lim, total)
+	default:
+		return fmt.Errorf("layer %d: stat snapshot %s: %w", i, id, err)
+	}
 }
 
 func applyLayer(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, lim Limits, total *int64) (retErr error) {
