@@ -22,11 +22,11 @@ build: ## build the binaries into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/gantry-shim ./cmd/gantry-shim
 
 PKG_TESTS := ./internal/... ./cmd/... ./client/... ./test/bundle/... ./test/probe/... ./test/conformance/... ./test/registry/... ./test/layout/...
-E2E_TESTS := ./test/integration/ ./test/clients/ ./test/daemon/ ./test/shim/ ./test/containers/
+E2E_TESTS := ./test/integration/ ./test/clients/ ./test/daemon/ ./test/shim/ ./test/containers/ ./test/reliability/
 
 test: deps build lint ## everything CI runs: lint, unit and root package tests, end-to-end (own suite, containerd, podman), conformance
 	GANTRY_TEST_LARGE=1 $(GO) test -count=1 -timeout 30m $(PKG_TESTS)
-	GANTRY_RUNTIME=$(CURDIR)/$(BIN)/gantry-oci $(GO) test -count=1 -p 1 -timeout 30m $(E2E_TESTS)
+	GANTRY_RUNTIME=$(CURDIR)/$(BIN)/gantry-oci GANTRY_RELIABILITY_CYCLES=500 $(GO) test -count=1 -p 1 -timeout 40m $(E2E_TESTS)
 	bash scripts/conformance.sh $(CURDIR)/$(BIN)/gantry-oci
 
 test-unit: ## unit and root package tests only

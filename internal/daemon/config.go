@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -40,6 +41,10 @@ const (
 //	log_level = "info"
 //	snapshotter = "overlay"          # or "native"
 //	snapshotter_fallback = false     # use native when overlayfs is unusable
+//	runtime = ""                     # default: gantry-oci next to gantryd
+//	runtime_timeout = "30s"          # each runtime call of a shim
+//	shim_timeout = "100s"            # each call of gantryd to a shim
+//	cgroup_parent = "/gantry"        # containers get <parent>/<ns>-<id>
 //
 //	[registry]
 //	config_dir = "/etc/gantry"       # hosts.d/<host>/hosts.toml below it
@@ -59,6 +64,38 @@ type Config struct {
 	Runtime string `toml:"runtime"`
 	// Shim is gantry-shim; empty: next to gantryd, else in PATH.
 	Shim string `toml:"shim"`
+	// RuntimeTimeout bounds each runtime call a shim makes (a Go
+	// duration, "30s"); empty: the shim's default (30 s).
+	RuntimeTimeout string `toml:"runtime_timeout"`
+	// ShimTimeout bounds each call gantryd makes to a shim that is not a
+	// wait; empty: three runtime timeouts and 10 s.
+	ShimTimeout string `toml:"shim_timeout"`
+	// CgroupParent is the cgroup under which every container gets
+	// <namespace>-<id>; empty: DefaultCgroupParent.
+	CgroupParent string `toml:"cgroup_parent"`
+}
+
+// DefaultCgroupParent is the cgroup parent of containers.
+const DefaultCgroupParent = "/gantry"
+
+// Timeouts returns the parsed runtime_timeout and shim_timeout (0 when
+// unset).
+func (c *Config) Timeouts() (runtime, shim time.Duration, err error) {
+	for _, t := range []struct {
+		key   string
+		value string
+		dst   *time.Duration
+	}{{"runtime_timeout", c.RuntimeTimeout, &runtime}, {"shim_timeout", c.ShimTimeout, &shim}} {
+		if t.value == "" {
+			continue
+		}
+		d, err := time.ParseDuration(t.value)
+		if err != nil || d <= 0 {
+			return 0, 0, fmt.Errorf("%s %q: want a positive duration such as \"30s\": %w", t.key, t.value, errdefs.ErrInvalidArgument)
+		}
+		*t.dst = d
+	}
+	return runtime, shim, nil
 }
 
 // Registry configures pulls.
@@ -136,6 +173,15 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		return err
+	}
+	if _, _, err := c.Timeouts(); err != nil {
+		return err
+	}
+	if c.CgroupParent == "" {
+		c.CgroupParent = DefaultCgroupParent
+	}
+	if !strings.HasPrefix(c.CgroupParent, "/") || filepath.Clean(c.CgroupParent) != c.CgroupParent || c.CgroupParent == "/" {
+		return fmt.Errorf("cgroup_parent %q: want a clean absolute cgroup path such as \"/gantry\": %w", c.CgroupParent, errdefs.ErrInvalidArgument)
 	}
 	if n := c.Registry.MaxConcurrentDownloads; n < 1 || n > 64 {
 		return fmt.Errorf("registry.max_concurrent_downloads %d: want 1 to 64: %w", n, errdefs.ErrInvalidArgument)

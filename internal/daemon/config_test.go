@@ -180,3 +180,41 @@ func TestMountinfoUnescape(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateTimeoutsAndCgroupParent(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		runtime, shim  string
+		parent         string
+		wantErr        string
+		wantRT, wantSh string
+		wantParent     string
+	}{
+		{name: "defaults", wantParent: DefaultCgroupParent},
+		{name: "set", runtime: "2s", shim: "1m", parent: "/gantry-test/x", wantRT: "2s", wantSh: "1m0s", wantParent: "/gantry-test/x"},
+		{name: "bad runtime", runtime: "soon", wantErr: "runtime_timeout"},
+		{name: "negative shim", shim: "-1s", wantErr: "shim_timeout"},
+		{name: "relative parent", parent: "gantry", wantErr: "cgroup_parent"},
+		{name: "unclean parent", parent: "/a/../b", wantErr: "cgroup_parent"},
+		{name: "root parent", parent: "/", wantErr: "cgroup_parent"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.RuntimeTimeout, c.ShimTimeout, c.CgroupParent = tc.runtime, tc.shim, tc.parent
+			err := c.Validate()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, errdefs.ErrInvalidArgument) {
+					t.Fatalf("err = %v, want an invalid-argument error naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rt, sh, _ := c.Timeouts()
+			if (tc.wantRT != "" && rt.String() != tc.wantRT) || (tc.wantSh != "" && sh.String() != tc.wantSh) || c.CgroupParent != tc.wantParent {
+				t.Errorf("got runtime %v shim %v parent %q", rt, sh, c.CgroupParent)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,9 @@ import (
 const (
 	labelName  = "io.gantry.container.name"
 	labelStdin = "io.gantry.container.stdin"
+	// labelDeleting marks a record whose delete has begun: a gantryd
+	// that dies during the delete finishes it at its next start.
+	labelDeleting = "io.gantry.container.deleting"
 )
 
 // Container event topics.
@@ -67,6 +71,10 @@ type containers struct {
 	runtime  string // the default runtime binary
 	missing  error  // set when the shim or default runtime is missing
 
+	cgroupParent string // containers get <cgroupParent>/<ns>-<id>
+	shims        string // <state>/shims
+	runtimeRoot  string // <state>/runtime
+
 	mu sync.Mutex // serializes create and delete (name uniqueness)
 }
 
@@ -79,6 +87,15 @@ type lastExit struct {
 }
 
 func (c *containers) dir(ns, id string) string { return filepath.Join(c.dataRoot, ns, id) }
+
+// cgroupPath is the container's linux.cgroupsPath.
+func (c *containers) cgroupPath(ns, id string) string {
+	parent := c.cgroupParent
+	if parent == "" {
+		parent = "/gantry"
+	}
+	return parent + "/" + ns + "-" + id
+}
 func (c *containers) logPath(ns, id string) string {
 	return filepath.Join(c.dir(ns, id), "container.log")
 }
@@ -129,6 +146,7 @@ func (c *containers) restore(ctx context.Context) error {
 		}
 		c.publish(f.Namespace, task.TopicExit, f.ID, map[string]string{"exit_status": status})
 	}
+	c.reconcile(ctx)
 	nss, err := c.db.ListNamespaces(ctx)
 	if err != nil {
 		return err
@@ -139,7 +157,7 @@ func (c *containers) restore(ctx context.Context) error {
 			return err
 		}
 		for _, r := range recs {
-			if r.SnapshotKey == "" {
+			if r.SnapshotKey == "" || incomplete(r) {
 				continue
 			}
 			mounts, err := c.sn.Mounts(ctx, r.SnapshotKey)
@@ -285,6 +303,7 @@ func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantry
 	if err := c.db.PutContainer(ctx, ns, rec); err != nil {
 		return nil, err
 	}
+	task.Fault(task.FaultAfterContainerRecord)
 	dir := bundle.Dir(c.bundles, ns, id)
 	undo := func() {
 		bundle.Remove(dir)
@@ -297,6 +316,7 @@ func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantry
 		undo()
 		return nil, fmt.Errorf("prepare snapshot of %s: %w", id, err)
 	}
+	task.Fault(task.FaultAfterSnapshotPrepare)
 	if err := bundle.Create(dir, smounts); err != nil {
 		undo()
 		return nil, err
@@ -325,11 +345,12 @@ func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantry
 		undo()
 		return nil, fmt.Errorf("image %s has no command; give one: %w", details.Image.Name, errdefs.ErrInvalidArgument)
 	}
-	spec.Linux.CgroupsPath = "/gantry/" + ns + "-" + id
+	spec.Linux.CgroupsPath = c.cgroupPath(ns, id)
 	if err := bundle.WriteSpec(dir, spec); err != nil {
 		undo()
 		return nil, err
 	}
+	task.Fault(task.FaultAfterBundleWritten)
 	if rec.Spec, err = json.Marshal(spec); err != nil {
 		undo()
 		return nil, fmt.Errorf("encode spec of %s: %w", id, err)
@@ -403,6 +424,9 @@ func (c *containers) toAPI(ctx context.Context, ns string, r metadata.Container)
 		cancel()
 		if err == nil {
 			out.Status, out.Pid = st.Status, int32(st.Pid)
+			if _, failed := c.failed(ns, r.ID); failed && st.Status != task.StatusRunning && st.Status != task.StatusPaused {
+				out.Status = StatusFailed
+			}
 			if st.Status == task.StatusStopped {
 				out.ExitStatus, out.ExitUnknown = int32(st.ExitStatus), st.ExitUnknown
 				if !st.ExitedAt.IsZero() {
@@ -420,6 +444,9 @@ func (c *containers) toAPI(ctx context.Context, ns string, r metadata.Container)
 		if !e.ExitedAt.IsZero() {
 			out.ExitedAt = timestamppb.New(e.ExitedAt)
 		}
+	}
+	if _, failed := c.failed(ns, r.ID); failed {
+		out.Status = StatusFailed
 	}
 	return out
 }
@@ -453,10 +480,22 @@ func (c *containers) DeleteContainer(ctx context.Context, ns string, req *gantry
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := c.toAPI(ctx, ns, r)
-	if _, err := c.tasks.Get(ns, r.ID); err == nil {
-		if (out.Status == task.StatusRunning || out.Status == task.StatusPaused || out.Status == task.StatusCreated) && !req.GetForce() {
-			return nil, fmt.Errorf("container %s is %s: stop it first or use force: %w", out.Name, out.Status, errdefs.ErrFailedPrecondition)
+	_, terr := c.tasks.Get(ns, r.ID)
+	if terr == nil && (out.Status == task.StatusRunning || out.Status == task.StatusPaused || out.Status == task.StatusCreated) && !req.GetForce() {
+		return nil, fmt.Errorf("container %s is %s: stop it first or use force: %w", out.Name, out.Status, errdefs.ErrFailedPrecondition)
+	}
+	if r.Labels[labelDeleting] == "" && !req.GetKeepSnapshot() {
+		marked := r
+		marked.Labels = maps.Clone(r.Labels)
+		if marked.Labels == nil {
+			marked.Labels = map[string]string{}
 		}
+		marked.Labels[labelDeleting] = "true"
+		if err := c.db.PutContainer(ctx, ns, marked); err != nil {
+			return nil, fmt.Errorf("delete container %s: %w", out.Name, err)
+		}
+	}
+	if terr == nil {
 		if _, err := c.tasks.Delete(ctx, ns, r.ID, "", true); err != nil && !errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("delete task of %s: %w", out.Name, err)
 		}
@@ -464,17 +503,20 @@ func (c *containers) DeleteContainer(ctx context.Context, ns string, req *gantry
 	if err := bundle.Remove(bundle.Dir(c.bundles, ns, r.ID)); err != nil {
 		return nil, err
 	}
+	task.Fault(task.FaultAfterBundleRemove)
 	if !req.GetKeepSnapshot() && r.SnapshotKey != "" {
 		if err := c.sn.Remove(ctx, r.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("remove snapshot of %s: %w", out.Name, err)
 		}
 	}
+	task.Fault(task.FaultAfterSnapshotRemove)
 	if err := os.RemoveAll(c.dir(ns, r.ID)); err != nil {
 		return nil, fmt.Errorf("remove container directory: %w", err)
 	}
 	if err := c.db.DeleteContainer(ctx, ns, r.ID); err != nil {
 		return nil, err
 	}
+	task.Fault(task.FaultAfterMetadataDelete)
 	c.publish(ns, topicContainerDelete, r.ID, map[string]string{"name": out.Name})
 	return out, nil
 }
@@ -512,6 +554,11 @@ func (c *containers) CreateTask(ctx context.Context, ns, ref string) (*gantryv1.
 		if err != nil {
 			return nil, err
 		}
+		if st.Status == task.StatusCreated {
+			// Created by a call whose answer was lost (gantryd died
+			// after the shim started): start goes on from here.
+			return stateToAPI(st), nil
+		}
 		if st.Status != task.StatusStopped {
 			return nil, fmt.Errorf("container %s is already %s: %w", r.Labels[labelName], st.Status, errdefs.ErrFailedPrecondition)
 		}
@@ -534,10 +581,14 @@ func (c *containers) CreateTask(ctx context.Context, ns, ref string) (*gantryv1.
 		return nil, fmt.Errorf("create container directory: %w", err)
 	}
 	os.Remove(filepath.Join(c.dir(ns, r.ID), lastExitName))
+	os.Remove(filepath.Join(c.dir(ns, r.ID), failedName))
 	t, err := c.tasks.Create(ctx, ns, r.ID, task.CreateOptions{
 		Bundle: dir, Runtime: r.Runtime, LogPath: c.logPath(ns, r.ID), Stdin: r.Labels[labelStdin] == "true",
 	})
 	if err != nil {
+		if hung(err) {
+			c.markFailed(ns, r.ID, err)
+		}
 		return nil, err
 	}
 	st, err := t.State(ctx, "")
@@ -548,12 +599,16 @@ func (c *containers) CreateTask(ctx context.Context, ns, ref string) (*gantryv1.
 }
 
 func (c *containers) StartTask(ctx context.Context, ns, ref string) (*gantryv1.TaskState, error) {
-	_, t, err := c.task(ctx, ns, ref)
+	r, t, err := c.task(ctx, ns, ref)
 	if err != nil {
 		return nil, err
 	}
 	st, err := t.Start(ctx)
 	if err != nil {
+		if hung(err) {
+			c.failTask(ctx, ns, r.ID, err)
+			return nil, fmt.Errorf("container %s marked failed: %w", r.Labels[labelName], err)
+		}
 		return nil, err
 	}
 	return stateToAPI(st), nil

@@ -170,7 +170,7 @@ func (d *Daemon) open() error {
 	d.server = grpc.NewServer(services.ServerOptions(d.logger)...)
 	services.Register(d.server, services.Backends{
 		Images:      d.images,
-		Maintenance: &maintenance{db: d.db, cs: d.cs, sn: d.sn, root: cfg.Root},
+		Maintenance: &maintenance{db: d.db, cs: d.cs, sn: d.sn, root: cfg.Root, ctrs: d.ctrs},
 		Content:     d.cs,
 		Snapshotter: d.sn,
 		Containers:  d.ctrs,

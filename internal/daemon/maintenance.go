@@ -25,6 +25,9 @@ type maintenance struct {
 	cs   *content.Store
 	sn   snapshot.Snapshotter
 	root string // mounts below it are reported by Check
+	// ctrs, when set, adds the containers' findings to Check and their
+	// repairs to Prune.
+	ctrs *containers
 }
 
 var _ services.Maintenance = (*maintenance)(nil)
@@ -135,6 +138,24 @@ func dedupe[T comparable](in []T) []T {
 }
 
 func (m *maintenance) Prune(ctx context.Context, all bool) (services.PruneReport, error) {
+	// Containers' leftovers first: an orphan bundle must be unmounted
+	// before the collector removes its snapshot.
+	if m.ctrs != nil {
+		findings, err := m.ctrs.checkContainers(ctx)
+		if err != nil {
+			return services.PruneReport{}, fmt.Errorf("prune: %w", err)
+		}
+		for _, f := range findings {
+			if f.repair == nil {
+				continue
+			}
+			if err := f.repair(ctx); err != nil {
+				m.ctrs.logger.Warn("prune: repair failed", "kind", f.Kind, "subject", f.Subject, "error", err)
+				continue
+			}
+			m.ctrs.logger.Info("prune: repaired", "kind", f.Kind, "subject", f.Subject, "problem", f.Message)
+		}
+	}
 	rep, err := m.db.GarbageCollect(ctx, m.cs, m.sn, all)
 	out := services.PruneReport{RemovedBlobs: rep.Blobs, RemovedSnapshots: rep.Snapshots, ReclaimedBytes: rep.BytesFreed}
 	return out, err
@@ -187,7 +208,11 @@ func (m *maintenance) Check(ctx context.Context) (services.CheckReport, error) {
 	for k, i := range infos {
 		rep.SnapshotsChecked++
 		if _, ok := marks.Snapshots[k]; !ok {
-			rep.Problems = append(rep.Problems, services.Problem{Kind: "snapshot", Subject: k, Message: fmt.Sprintf("%s snapshot referenced by nothing (gantry system prune removes it)", i.Kind)})
+			msg := fmt.Sprintf("%s snapshot referenced by nothing (gantry system prune removes it)", i.Kind)
+			if strings.HasPrefix(k, "container/") {
+				msg = "snapshot of a container that does not exist (gantry system prune removes it)"
+			}
+			rep.Problems = append(rep.Problems, services.Problem{Kind: "snapshot", Subject: k, Message: msg})
 		}
 		if i.Parent != "" {
 			if _, ok := infos[i.Parent]; !ok {
@@ -201,6 +226,15 @@ func (m *maintenance) Check(ctx context.Context) (services.CheckReport, error) {
 	}
 	for _, mp := range mounts {
 		rep.Problems = append(rep.Problems, services.Problem{Kind: "mount", Subject: mp, Message: "left mounted below the root"})
+	}
+	if m.ctrs != nil {
+		findings, err := m.ctrs.checkContainers(ctx)
+		if err != nil {
+			return rep, fmt.Errorf("check: %w", err)
+		}
+		for _, f := range findings {
+			rep.Problems = append(rep.Problems, f.Problem)
+		}
 	}
 	return rep, nil
 }

@@ -73,10 +73,16 @@ func (d *Daemon) openContainers() error {
 			d.logger.Warn("publish event", "topic", topic, "error", err)
 		}
 	}
+	runtimeTimeout, shimTimeout, err := cfg.Timeouts()
+	if err != nil {
+		return err
+	}
 	tasks := task.New(task.Config{
 		StateRoot:   filepath.Join(cfg.State, "shims"),
 		ShimBinary:  shimBin,
 		RuntimeRoot: filepath.Join(cfg.State, "runtime"),
+		Timeout:     runtimeTimeout,
+		CallTimeout: shimTimeout,
 		Publish:     publish,
 		Logger:      d.logger,
 	})
@@ -87,7 +93,8 @@ func (d *Daemon) openContainers() error {
 	d.ctrs = &containers{
 		db: d.db, sn: d.sn, images: img.svc, tasks: tasks, bus: d.bus, logger: d.logger,
 		bundles: filepath.Join(cfg.State, "bundles"), dataRoot: filepath.Join(cfg.Root, "containers"),
-		runtime: runtime, missing: missing,
+		runtime: runtime, missing: missing, cgroupParent: cfg.CgroupParent,
+		shims: filepath.Join(cfg.State, "shims"), runtimeRoot: filepath.Join(cfg.State, "runtime"),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -52,6 +52,11 @@ type Config struct {
 	// Timeout bounds each runtime call inside the shim (0: the shim's
 	// default).
 	Timeout time.Duration
+	// CallTimeout bounds each call gantryd makes to a shim that is not a
+	// wait (launch, start, exec, kill, delete, ...), so a wedged shim or
+	// runtime never wedges a caller (0: DefaultCallTimeout, or three
+	// runtime timeouts and 10 s when Timeout is set).
+	CallTimeout time.Duration
 	// Publish receives the task events; may be nil.
 	Publish func(ns, topic, id string, attrs map[string]string)
 	Logger  *slog.Logger
@@ -98,8 +103,19 @@ type Task struct {
 	opts shim.Options
 }
 
+// DefaultCallTimeout bounds a call to a shim when neither CallTimeout nor
+// Timeout is configured: a shim's delete makes up to three runtime calls
+// of 30 s each.
+const DefaultCallTimeout = 100 * time.Second
+
 // New returns a manager; call Restore before serving.
 func New(cfg Config) *Manager {
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+		if cfg.Timeout > 0 {
+			cfg.CallTimeout = 3*cfg.Timeout + 10*time.Second
+		}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -110,6 +126,11 @@ func New(cfg Config) *Manager {
 }
 
 func key(ns, id string) string { return ns + "/" + id }
+
+// bound returns ctx limited to the call timeout.
+func (m *Manager) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, m.cfg.CallTimeout)
+}
 
 // RuntimeRoot returns the --root a runtime binary gets.
 func (m *Manager) RuntimeRoot(runtime string) string {
@@ -186,11 +207,22 @@ func (m *Manager) Create(ctx context.Context, ns, id string, o CreateOptions) (*
 		m.forget(t)
 		return nil, fmt.Errorf("create task %s: %w", id, err)
 	}
-	sock, err := shim.Launch(ctx, m.cfg.ShimBinary, opts)
+	Fault(FaultBeforeShimLaunch)
+	lctx, cancel := m.bound(ctx)
+	sock, err := shim.Launch(lctx, m.cfg.ShimBinary, opts)
+	late := lctx.Err() != nil
+	cancel()
 	if err != nil {
 		m.forget(t)
-		return nil, fmt.Errorf("create task %s: %w", id, err)
+		err = fmt.Errorf("create task %s: %w", id, err)
+		if late || strings.Contains(err.Error(), "timed out") {
+			// The runtime (or the shim) did not answer in time; the
+			// shim reports it only as text.
+			err = kindError{err: err, kind: errdefs.ErrUnavailable}
+		}
+		return nil, err
 	}
+	Fault(FaultAfterShimLaunch)
 	t.client = shim.NewClient(sock)
 	t.opts = opts
 	go m.watch(t)
@@ -324,10 +356,13 @@ func (t *Task) Start(ctx context.Context) (State, error) {
 	if err := t.refuseDead("start"); err != nil {
 		return State{}, err
 	}
+	ctx, cancel := t.m.bound(ctx)
+	defer cancel()
 	st, err := t.client.Start(ctx)
 	if err != nil {
 		return State{}, t.check(err)
 	}
+	Fault(FaultAfterTaskStart)
 	t.m.cfg.Publish(t.Namespace, TopicStart, t.ID, map[string]string{"pid": strconv.Itoa(st.Pid)})
 	return fromShim(st), nil
 }
@@ -380,7 +415,20 @@ func (t *Task) Kill(ctx context.Context, execID string, sig syscall.Signal, all 
 	if err := t.refuseDead("kill"); err != nil {
 		return err
 	}
-	return t.check(t.client.Kill(ctx, execID, sig, all))
+	ctx, cancel := t.m.bound(ctx)
+	defer cancel()
+	Fault(FaultBeforeKill)
+	if err := t.client.Kill(ctx, execID, sig, all); err != nil {
+		if execID == "" && errors.Is(err, errdefs.ErrFailedPrecondition) && t.exitedMeanwhile(ctx) {
+			// The init exited between the shim's check and the
+			// runtime's: the runtime says "not running" before the
+			// shim has reaped it. What the signal was for is done.
+			return nil
+		}
+		return t.check(err)
+	}
+	Fault(FaultAfterKill)
+	return nil
 }
 
 // ExecOptions describe an exec.
@@ -395,10 +443,13 @@ func (t *Task) Exec(ctx context.Context, o ExecOptions) (State, error) {
 	if err := t.refuseDead("exec in"); err != nil {
 		return State{}, err
 	}
+	ctx, cancel := t.m.bound(ctx)
+	defer cancel()
 	st, err := t.client.Exec(ctx, shimapi.ExecRequest{ExecID: o.ExecID, Process: o.Process, Stdin: o.Stdin})
 	if err != nil {
 		return State{}, t.check(err)
 	}
+	Fault(FaultAfterExecStart)
 	t.m.cfg.Publish(t.Namespace, TopicExec, t.ID, map[string]string{"exec_id": o.ExecID, "pid": strconv.Itoa(st.Pid)})
 	return fromShim(st), nil
 }
@@ -408,6 +459,8 @@ func (t *Task) Pause(ctx context.Context) error {
 	if err := t.refuseDead("pause"); err != nil {
 		return err
 	}
+	ctx, cancel := t.m.bound(ctx)
+	defer cancel()
 	if err := t.client.Pause(ctx); err != nil {
 		return t.check(err)
 	}
@@ -420,6 +473,8 @@ func (t *Task) Resume(ctx context.Context) error {
 	if err := t.refuseDead("resume"); err != nil {
 		return err
 	}
+	ctx, cancel := t.m.bound(ctx)
+	defer cancel()
 	if err := t.client.Resume(ctx); err != nil {
 		return t.check(err)
 	}
@@ -432,6 +487,8 @@ func (t *Task) Pids(ctx context.Context) ([]int, error) {
 	if err := t.refuseDead("list processes of"); err != nil {
 		return nil, err
 	}
+	ctx, cancel := t.m.bound(ctx)
+	defer cancel()
 	p, err := t.client.Pids(ctx)
 	return p, t.check(err)
 }
@@ -441,6 +498,8 @@ func (t *Task) Stats(ctx context.Context) (json.RawMessage, error) {
 	if err := t.refuseDead("stats of"); err != nil {
 		return nil, err
 	}
+	ctx, cancel := t.m.bound(ctx)
+	defer cancel()
 	s, err := t.client.Stats(ctx)
 	return s, t.check(err)
 }
@@ -450,6 +509,8 @@ func (t *Task) ResizePty(ctx context.Context, execID string, w, h uint16) error 
 	if err := t.refuseDead("resize"); err != nil {
 		return err
 	}
+	ctx, cancel := t.m.bound(ctx)
+	defer cancel()
 	return t.check(t.client.ResizePty(ctx, execID, w, h))
 }
 
@@ -458,6 +519,8 @@ func (t *Task) CloseStdin(ctx context.Context, execID string) error {
 	if err := t.refuseDead("close stdin of"); err != nil {
 		return err
 	}
+	ctx, cancel := t.m.bound(ctx)
+	defer cancel()
 	return t.check(t.client.CloseStdin(ctx, execID))
 }
 
@@ -486,8 +549,12 @@ func (m *Manager) Delete(ctx context.Context, ns, id, execID string, force bool)
 		return fromShim(st), t.check(err)
 	}
 	if _, dead := t.deadState(); !dead {
-		st, err := t.client.Delete(ctx, "", force)
+		Fault(FaultBeforeShimDelete)
+		dctx, cancel := m.bound(ctx)
+		st, err := t.client.Delete(dctx, "", force)
+		cancel()
 		if err == nil {
+			Fault(FaultAfterShimDelete)
 			m.forget(t)
 			m.cfg.Publish(ns, TopicDelete, id, map[string]string{"exit_status": strconv.Itoa(st.ExitStatus)})
 			return fromShim(st), nil
@@ -498,10 +565,44 @@ func (m *Manager) Delete(ctx context.Context, ns, id, execID string, force bool)
 	}
 	st, _ := t.deadState()
 	f := shim.Found{Dir: t.dir, Options: t.opts, Alive: false}
-	if _, err := shim.Cleanup(ctx, f); err != nil {
+	cctx, cancel := m.bound(ctx)
+	defer cancel()
+	if _, err := shim.Cleanup(cctx, f); err != nil {
 		return State{}, err
 	}
 	m.forget(t)
 	m.cfg.Publish(ns, TopicDelete, id, map[string]string{"exit_status": "unknown"})
 	return st, nil
+}
+
+// List returns the tasks the manager tracks (those still starting too).
+func (m *Manager) List() []*Task {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Task, 0, len(m.tasks))
+	for _, t := range m.tasks {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Dead reports whether the task's shim is known to be gone.
+func (t *Task) Dead() bool {
+	_, dead := t.deadState()
+	return dead
+}
+
+// kindError gives an error a kind from errdefs without changing its text.
+type kindError struct{ err, kind error }
+
+func (e kindError) Error() string   { return e.err.Error() }
+func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }
+
+// exitedMeanwhile tells whether the init has exited, giving the shim a
+// moment to reap it.
+func (t *Task) exitedMeanwhile(ctx context.Context) bool {
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := t.client.Wait(wctx, "")
+	return err == nil && st.Status == StatusStopped
 }

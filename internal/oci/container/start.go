@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -37,10 +38,14 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("open exec fifo of %q: %w", id, err)
 	}
 	_, err = f.Write([]byte{0})
-	f.Close()
 	if err != nil {
+		f.Close()
 		return fmt.Errorf("start container %q: %w", id, err)
 	}
+	if !noProcess {
+		waitExecuted(f)
+	}
+	f.Close()
 	if noProcess {
 		// The init of a process-less container exits when woken: the
 		// container can never run, so it goes to stopped.
@@ -61,4 +66,23 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// waitExecuted returns once the init has executed the user's process: the
+// init's end of the exec fifo is close-on-exec, so once it has gone, a
+// write finds no reader (EPIPE). Until then a signal sent right after
+// "start" would reach gantry-oci's own init rather than the user's process
+// (a stop at once after a start then killed the wrong program). The extra
+// bytes stay unread in the fifo, which is removed. The wait is bounded.
+func waitExecuted(f *os.File) {
+	deadline := time.Now().Add(5 * time.Second)
+	for d := 100 * time.Microsecond; time.Now().Before(deadline); {
+		if _, err := f.Write([]byte{0}); err != nil {
+			return // EPIPE: no reader left (or the init is gone)
+		}
+		time.Sleep(d)
+		if d < 5*time.Millisecond {
+			d *= 2
+		}
+	}
 }
