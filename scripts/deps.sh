@@ -37,7 +37,9 @@ apt_update() {
 
 if ((${#missing[@]})); then
 	apt_update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# With the recommended packages, as the suites were verified (podman's
+	# recommends among them).
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 	installed+=("${missing[@]}")
 fi
 
