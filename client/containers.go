@@ -159,13 +159,20 @@ type LogsOptions struct {
 	// Tail is the number of last entries (< 0: all).
 	Tail        int64
 	UntilExecID string
-	// Ready is called once the daemon is positioned in the log.
+	// Ready is called once the daemon is positioned in the log (or, with
+	// Live, attached to the output).
 	Ready func()
+	// Live streams the raw output of the running container, or of the exec
+	// ExecID, as it is written, instead of the log (Tail, Follow and
+	// UntilExecID are ignored); it ends when the output ends.
+	Live   bool
+	ExecID string
 }
 
 // Logs calls fn for each log entry of the container.
 func (c *Client) Logs(ctx context.Context, ref string, o LogsOptions, fn func(*gantryv1.LogEntry) error) error {
-	stream, err := c.tasks.Logs(ctx, &gantryv1.LogsRequest{Ref: ref, Follow: o.Follow, Tail: o.Tail, UntilExecId: o.UntilExecID})
+	stream, err := c.tasks.Logs(ctx, &gantryv1.LogsRequest{Ref: ref, Follow: o.Follow, Tail: o.Tail, UntilExecId: o.UntilExecID,
+		Live: o.Live, ExecId: o.ExecID})
 	if err != nil {
 		return err
 	}

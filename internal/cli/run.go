@@ -332,18 +332,24 @@ func newRunCommand(a *app) *cobra.Command {
 	return cmd
 }
 
-// runAttached streams the container's (or exec's) output from the log,
-// feeds stdin when interactive, calls start once the stream is positioned
-// and returns the exit status from wait.
+// runAttached streams the container's (or exec's) live output, feeds
+// stdin when interactive and returns the exit status from wait. A
+// container is started once the stream is attached; an exec is started
+// first (the shim holds its output until the stream attaches).
 func (a *app) runAttached(ctx context.Context, c *client.Client, ref, execID string, interactive, tty bool,
 	start func() error, wait func() (*gantryv1.TaskState, error)) (int, error) {
+	if execID != "" {
+		if err := start(); err != nil {
+			return 0, err
+		}
+	}
 	ready := make(chan struct{})
 	logsDone := make(chan error, 1)
 	lctx, cancelLogs := context.WithCancel(ctx)
 	defer cancelLogs()
 	go func() {
 		var once sync.Once
-		logsDone <- c.Logs(lctx, ref, client.LogsOptions{Follow: true, Tail: 0, UntilExecID: execID, Ready: func() { once.Do(func() { close(ready) }) }},
+		logsDone <- c.Logs(lctx, ref, client.LogsOptions{Live: true, ExecID: execID, Ready: func() { once.Do(func() { close(ready) }) }},
 			func(e *gantryv1.LogEntry) error {
 				w := a.stdio.Out
 				if e.GetStream() == "stderr" {
@@ -367,8 +373,10 @@ func (a *app) runAttached(ctx context.Context, c *client.Client, ref, execID str
 			}
 		}
 	}
-	if err := start(); err != nil {
-		return 0, err
+	if execID == "" {
+		if err := start(); err != nil {
+			return 0, err
+		}
 	}
 	if tty {
 		if f, ok := a.stdio.Out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

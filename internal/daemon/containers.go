@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gantryv1 "github.com/gantry-project/gantry/api/gantry/v1"
+	shimapi "github.com/gantry-project/gantry/api/shim/v1"
 	"github.com/gantry-project/gantry/internal/bundle"
 	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/internal/events"
@@ -810,6 +811,14 @@ func (c *containers) TaskLogs(ctx context.Context, ns string, req *gantryv1.Logs
 	if err != nil {
 		return err
 	}
+	if req.GetLive() {
+		err := c.liveOutput(ctx, ns, r.ID, req.GetExecId(), send)
+		if !errors.Is(err, errdefs.ErrNotImplemented) {
+			return err
+		}
+		// A shim older than AttachOutput: its output is in the log.
+		req = &gantryv1.LogsRequest{Ref: req.GetRef(), Follow: true, UntilExecId: req.GetExecId()}
+	}
 	// done reports whether the followed process has exited (its output is
 	// in the log by then: the shim drains it before reporting the exit).
 	done := func() bool {
@@ -855,4 +864,42 @@ func (c *containers) TaskLogs(ctx context.Context, ns string, req *gantryv1.Logs
 		return err
 	}
 	return flush()
+}
+
+// liveOutput streams the live output of a task or exec (LogsRequest.live):
+// ready once attached, then one entry a chunk until the output ends.
+func (c *containers) liveOutput(ctx context.Context, ns, id, execID string, send func(*gantryv1.LogsResponse) error) error {
+	t, err := c.tasks.Get(ns, id)
+	if err != nil {
+		return err
+	}
+	out, err := t.AttachOutput(ctx, execID)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	stop := context.AfterFunc(ctx, func() { out.Close() })
+	defer stop()
+	if err := send(&gantryv1.LogsResponse{Ready: true}); err != nil {
+		return err
+	}
+	for {
+		stream, data, err := out.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("live output of %s: %w", id, err)
+		}
+		name := "stdout"
+		if stream == shimapi.OutputStderr {
+			name = "stderr"
+		}
+		if err := send(&gantryv1.LogsResponse{Entries: []*gantryv1.LogEntry{{Stream: name, Data: data, Time: timestamppb.Now()}}}); err != nil {
+			return err
+		}
+	}
 }

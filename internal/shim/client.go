@@ -3,7 +3,9 @@ package shim
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -71,7 +73,13 @@ func (c *Client) call(ctx context.Context, method string, params, out any, keep 
 	if _, err := conn.Write(append(req, '\n')); err != nil {
 		return nil, fmt.Errorf("shim %s: send: %v: %w", method, err, errdefs.ErrUnavailable)
 	}
-	line, err := bufio.NewReader(io.LimitReader(conn, maxRequest)).ReadBytes('\n')
+	var line []byte
+	if keep {
+		// Read no further than the answer: a stream follows it.
+		line, err = readLine(conn, maxRequest)
+	} else {
+		line, err = bufio.NewReader(io.LimitReader(conn, maxRequest)).ReadBytes('\n')
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("shim %s: %w", method, ctx.Err())
@@ -221,4 +229,65 @@ func (c *Client) Delete(ctx context.Context, execID string, force bool) (shimapi
 func (c *Client) Shutdown(ctx context.Context, now bool) error {
 	_, err := c.call(ctx, shimapi.MethodShutdown, shimapi.ShutdownRequest{Now: now}, nil, false)
 	return err
+}
+
+// AttachOutput returns the live output of the container or of an exec,
+// from now on (for an exec: also what it wrote before its first attacher).
+// The stream ends (io.EOF) once the process's output has ended; Close
+// leaves early.
+func (c *Client) AttachOutput(ctx context.Context, execID string) (*OutputStream, error) {
+	conn, err := c.call(ctx, shimapi.MethodAttachOutput, shimapi.AttachOutputRequest{ExecID: execID}, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	return &OutputStream{conn: conn, r: bufio.NewReader(conn)}, nil
+}
+
+// OutputStream reads AttachOutput frames.
+type OutputStream struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// maxFrame bounds one frame's data (the shim reads 32 KiB at most).
+const maxFrame = 1 << 20
+
+// Next returns the next chunk and its stream (shimapi.OutputStdout or
+// OutputStderr); io.EOF once the output has ended.
+func (o *OutputStream) Next() (int, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(o.r, hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, nil, fmt.Errorf("shim output: truncated frame: %w", err)
+		}
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > maxFrame {
+		return 0, nil, fmt.Errorf("shim output: frame of %d bytes: %w", n, errdefs.ErrInvalidArgument)
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(o.r, data); err != nil {
+		return 0, nil, fmt.Errorf("shim output: truncated frame: %w", err)
+	}
+	return int(hdr[0]), data, nil
+}
+
+// Close leaves the stream.
+func (o *OutputStream) Close() error { return o.conn.Close() }
+
+// readLine reads up to and including the first '\n', one byte at a time.
+func readLine(r io.Reader, max int) ([]byte, error) {
+	var line []byte
+	var b [1]byte
+	for len(line) < max {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return line, err
+		}
+		line = append(line, b[0])
+		if b[0] == '\n' {
+			return line, nil
+		}
+	}
+	return line, fmt.Errorf("answer longer than %d bytes", max)
 }

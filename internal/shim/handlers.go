@@ -106,7 +106,7 @@ func (s *Shim) exec(ctx context.Context, r shimapi.ExecRequest) (shimapi.StateRe
 	if _, dup := s.execs[r.ExecID]; err == nil && dup {
 		err = fmt.Errorf("exec %q: %w", r.ExecID, errdefs.ErrAlreadyExists)
 	}
-	p := &process{execID: r.ExecID, status: shimapi.StatusCreated, exited: make(chan struct{}), terminal: sp.Terminal, pidfd: -1}
+	p := &process{execID: r.ExecID, status: shimapi.StatusCreated, exited: make(chan struct{}), terminal: sp.Terminal, pidfd: -1, out: newOutputHub(true)}
 	if err == nil {
 		s.execs[r.ExecID] = p // reserve the id
 	}

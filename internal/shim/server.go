@@ -68,6 +68,9 @@ func (s *Shim) handle(conn *net.UnixConn) {
 	}
 	result, err := s.dispatch(ctx, req)
 	if err := writeResponse(conn, result, err); err != nil {
+		if o, ok := result.(attachOutput); ok {
+			o.h.detach(o.s)
+		}
 		return
 	}
 	switch req.Method {
@@ -76,6 +79,10 @@ func (s *Shim) handle(conn *net.UnixConn) {
 			if w, ok := result.(attachTarget); ok {
 				io.Copy(w.f, io.MultiReader(br, conn))
 			}
+		}
+	case shimapi.MethodAttachOutput:
+		if o, ok := result.(attachOutput); ok && err == nil {
+			o.h.serve(conn, o.s, o.pending)
 		}
 	case shimapi.MethodDelete:
 		if r, derr := decode[shimapi.DeleteRequest](req); err == nil && derr == nil && r.ExecID == "" {
@@ -150,6 +157,22 @@ func (s *Shim) dispatch(ctx context.Context, req shimapi.Request) (any, error) {
 			return nil, err
 		}
 		return attachTarget{f}, nil
+	case shimapi.MethodAttachOutput:
+		r, err := decode[shimapi.AttachOutputRequest](req)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		p, err := s.lookup(r.ExecID)
+		s.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if p.out == nil {
+			return nil, fmt.Errorf("attach output: process has no output: %w", errdefs.ErrFailedPrecondition)
+		}
+		sub, pending := p.out.attach()
+		return attachOutput{p.out, sub, pending}, nil
 	case shimapi.MethodPause:
 		return shimapi.Empty{}, s.setStatus(ctx, true)
 	case shimapi.MethodResume:

@@ -40,6 +40,7 @@ type process struct {
 	console    *os.File // pty master, when terminal
 	stdin      *os.File // write end of the stdin pipe, when asked
 	ioDone     chan struct{}
+	out        *outputHub // live output for AttachOutput
 }
 
 func (p *process) state(id string) shimapi.StateResponse {
@@ -200,19 +201,22 @@ func (s *Shim) stdio(p *process, withStdin bool) (*ociclient.IO, string, func(ok
 		after := func(ok bool) error {
 			if !ok {
 				cs.close()
+				p.out.close()
 				close(p.ioDone)
 				return nil
 			}
 			r := <-ch
 			cs.close()
 			if r.err != nil {
+				p.out.close()
 				close(p.ioDone)
 				return r.err
 			}
 			p.console = r.f
 			go func() {
 				defer close(p.ioDone)
-				s.log.copyLines("stdout", r.f)
+				defer p.out.close()
+				s.copyOutput(p, "stdout", r.f)
 			}()
 			return nil
 		}
@@ -255,15 +259,16 @@ func (s *Shim) stdio(p *process, withStdin bool) (*ociclient.IO, string, func(ok
 			if inW != nil {
 				inW.Close()
 			}
+			p.out.close()
 			close(p.ioDone)
 			return nil
 		}
 		p.stdin = inW
 		var wg sync.WaitGroup
 		wg.Add(2)
-		go func() { defer wg.Done(); s.log.copyLines("stdout", outR); outR.Close() }()
-		go func() { defer wg.Done(); s.log.copyLines("stderr", errR); errR.Close() }()
-		go func() { wg.Wait(); close(p.ioDone) }()
+		go func() { defer wg.Done(); s.copyOutput(p, "stdout", outR); outR.Close() }()
+		go func() { defer wg.Done(); s.copyOutput(p, "stderr", errR); errR.Close() }()
+		go func() { wg.Wait(); p.out.close(); close(p.ioDone) }()
 		return nil
 	}
 	return io, "", after, nil
@@ -274,7 +279,7 @@ func (s *Shim) create() error {
 	if err != nil {
 		return err
 	}
-	p := &process{status: shimapi.StatusCreated, exited: make(chan struct{}), terminal: terminal, pidfd: -1}
+	p := &process{status: shimapi.StatusCreated, exited: make(chan struct{}), terminal: terminal, pidfd: -1, out: newOutputHub(false)}
 	io, console, after, err := s.stdio(p, s.opts.Stdin)
 	if err != nil {
 		return err
@@ -349,6 +354,8 @@ func (s *Shim) finish(p *process, status int, at time.Time) {
 	case <-p.ioDone:
 	case <-time.After(ioDrainTimeout):
 	}
+	// Attachers end here even if a process left behind holds the output.
+	p.out.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.pidfd >= 0 {

@@ -606,3 +606,13 @@ func (t *Task) exitedMeanwhile(ctx context.Context) bool {
 	st, err := t.client.Wait(wctx, "")
 	return err == nil && st.Status == StatusStopped
 }
+
+// AttachOutput returns the live output of the task or of one exec (see
+// shim.Client.AttachOutput); Close it when done.
+func (t *Task) AttachOutput(ctx context.Context, execID string) (*shim.OutputStream, error) {
+	if err := t.refuseDead("attach to the output of"); err != nil {
+		return nil, err
+	}
+	o, err := t.client.AttachOutput(ctx, execID)
+	return o, t.check(err)
+}

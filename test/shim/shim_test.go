@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -345,7 +346,7 @@ func TestExec(t *testing.T) {
 	if _, err := e.client.Start(c); err != nil {
 		t.Fatal(err)
 	}
-	proc := `{"args":["/bin/sh","-c","echo from exec; exit 5"],"cwd":"/","user":{"uid":0,"gid":0},"env":["PATH=/bin"]}`
+	proc := `{"args":["/bin/sh","-c","echo from exec; echo exec err >&2; exit 5"],"cwd":"/","user":{"uid":0,"gid":0},"env":["PATH=/bin"]}`
 	st, err := e.client.Exec(c, shimapi.ExecRequest{ExecID: "x1", Process: json.RawMessage(proc)})
 	if err != nil {
 		t.Fatalf("Exec: %v", err)
@@ -360,8 +361,29 @@ func TestExec(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.opts.StateDir, "exec-x1.exit.json")); err != nil {
 		t.Fatalf("exec exit not recorded: %v", err)
 	}
-	if !hasEntry(logEntries(t, e.opts.LogPath), "stdout", "from exec\n") {
-		t.Fatal("exec output missing from the log")
+	// The exec's output was held for its first attacher, and is not in
+	// the container's log.
+	out, err := e.client.AttachOutput(c, "x1")
+	if err != nil {
+		t.Fatalf("AttachOutput exec: %v", err)
+	}
+	got := map[int]string{}
+	for {
+		stream, data, err := out.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("exec output: %v", err)
+		}
+		got[stream] += string(data)
+	}
+	out.Close()
+	if got[shimapi.OutputStdout] != "from exec\n" || got[shimapi.OutputStderr] != "exec err\n" {
+		t.Fatalf("exec output %v, want stdout %q and stderr %q", got, "from exec\n", "exec err\n")
+	}
+	if hasEntry(logEntries(t, e.opts.LogPath), "stdout", "from exec\n") {
+		t.Fatal("exec output in the container's log")
 	}
 	if _, err := e.client.Exec(c, shimapi.ExecRequest{ExecID: "x1", Process: json.RawMessage(proc)}); err == nil {
 		t.Fatal("a second exec with the same id succeeded")

@@ -707,7 +707,17 @@ type LogsRequest struct {
 	// tail is the number of last entries to send; negative: all.
 	Tail int64 `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
 	// until_exec_id ends a follow when that exec exits (instead of the task).
-	UntilExecId   string `protobuf:"bytes,4,opt,name=until_exec_id,json=untilExecId,proto3" json:"until_exec_id,omitempty"`
+	UntilExecId string `protobuf:"bytes,4,opt,name=until_exec_id,json=untilExecId,proto3" json:"until_exec_id,omitempty"`
+	// live streams the raw output of the running process instead of the log
+	// (tail, follow and until_exec_id are ignored): the container's, or the
+	// exec named by exec_id, whose output goes only here. Entries arrive as
+	// the process writes them (a prompt without a newline included), with the
+	// stream ("stdout" or "stderr"; a terminal's output is all "stdout") and
+	// the time gantryd received them. ready is sent once attached: a client
+	// attaches before it starts the task (an exec holds its first output
+	// until someone attaches). The stream ends when the output ends.
+	Live          bool   `protobuf:"varint,5,opt,name=live,proto3" json:"live,omitempty"`
+	ExecId        string `protobuf:"bytes,6,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -766,6 +776,20 @@ func (x *LogsRequest) GetTail() int64 {
 func (x *LogsRequest) GetUntilExecId() string {
 	if x != nil {
 		return x.UntilExecId
+	}
+	return ""
+}
+
+func (x *LogsRequest) GetLive() bool {
+	if x != nil {
+		return x.Live
+	}
+	return false
+}
+
+func (x *LogsRequest) GetExecId() string {
+	if x != nil {
+		return x.ExecId
 	}
 	return ""
 }
@@ -933,12 +957,14 @@ const file_gantry_v1_tasks_proto_rawDesc = "" +
 	"\x11AttachTaskRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"o\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\x9c\x01\n" +
 	"\vLogsRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x12\n" +
 	"\x04tail\x18\x03 \x01(\x03R\x04tail\x12\"\n" +
-	"\runtil_exec_id\x18\x04 \x01(\tR\vuntilExecId\"f\n" +
+	"\runtil_exec_id\x18\x04 \x01(\tR\vuntilExecId\x12\x12\n" +
+	"\x04live\x18\x05 \x01(\bR\x04live\x12\x17\n" +
+	"\aexec_id\x18\x06 \x01(\tR\x06execId\"f\n" +
 	"\bLogEntry\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12.\n" +

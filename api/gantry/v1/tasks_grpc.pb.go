@@ -65,7 +65,7 @@ type TaskServiceClient interface {
 	// first message names it, the following ones carry data. The stream's
 	// end does not close stdin (CloseStdin does).
 	Attach(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[AttachTaskRequest, TaskEmpty], error)
-	// Logs streams the container's log. The first message has ready set
+	// Logs streams the container's log (or, with live, its live output). The first message has ready set
 	// once the stream is positioned (so a client can start the task without
 	// missing output). With follow it ends when the task (or the exec named
 	// by until_exec_id) has exited and its output is drained.
@@ -271,7 +271,7 @@ type TaskServiceServer interface {
 	// first message names it, the following ones carry data. The stream's
 	// end does not close stdin (CloseStdin does).
 	Attach(grpc.ClientStreamingServer[AttachTaskRequest, TaskEmpty]) error
-	// Logs streams the container's log. The first message has ready set
+	// Logs streams the container's log (or, with live, its live output). The first message has ready set
 	// once the stream is positioned (so a client can start the task without
 	// missing output). With follow it ends when the task (or the exec named
 	// by until_exec_id) has exited and its output is drained.

@@ -28,6 +28,10 @@ const (
 	MethodWait       = "Wait"       // WaitRequest -> StateResponse (once exited)
 	MethodDelete     = "Delete"     // DeleteRequest -> StateResponse
 	MethodShutdown   = "Shutdown"   // ShutdownRequest -> Empty
+
+	// MethodAttachOutput was added to gantry.shim.v1 later: an older shim
+	// answers it with KindNotImplemented (and its execs write to the log).
+	MethodAttachOutput = "AttachOutput" // AttachOutputRequest -> Empty, then output frames
 )
 
 // Error kinds, as errdefs names them; the client maps them back.
@@ -144,6 +148,27 @@ type CloseStdinRequest struct {
 type AttachRequest struct {
 	ExecID string `json:"execID,omitempty"`
 }
+
+// AttachOutputRequest turns the connection, after the response, into the
+// live output of the container or of one exec: frames of a 5-byte header
+// (OutputStdout or OutputStderr, then the data's length as a big-endian
+// uint32) and the raw bytes, as the process wrote them (a terminal's output
+// is all OutputStdout). The shim closes the connection once the process's
+// output has ended (after its exit). An exec's output goes only to its
+// attachers: what it writes before the first one arrives is held (up to
+// OutputHoldMax bytes). The container's output also goes to its log.
+type AttachOutputRequest struct {
+	ExecID string `json:"execID,omitempty"`
+}
+
+// Output streams of an AttachOutput frame.
+const (
+	OutputStdout = 1
+	OutputStderr = 2
+)
+
+// OutputHoldMax bounds the output of an exec held until its first attacher.
+const OutputHoldMax = 256 << 10
 
 // PidsResponse lists the container's processes (host pids).
 type PidsResponse struct {
