@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // childFiles are the fds a bootstrap process gets after its stdio: first
@@ -61,4 +63,15 @@ func (c *childFiles) addSeccompListener(path string) (int, error) {
 	}
 	c.closer = append(c.closer, f)
 	return c.add(f), nil
+}
+
+// socketPair returns the two ends of a close-on-exec unix stream socket
+// pair: the bootstrap channel, and the in-process console socket of a
+// foreground run or exec.
+func socketPair(a, b string) (*os.File, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), a), os.NewFile(uintptr(fds[1]), b), nil
 }

@@ -177,12 +177,10 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	defer self.Close()
 
 	tracef("create: sealed binary")
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	parentSock, childSock, err := socketPair("init-parent", "init-child")
 	if err != nil {
-		return nil, fmt.Errorf("socketpair: %w", err)
+		return nil, err
 	}
-	parentSock := os.NewFile(uintptr(fds[0]), "init-parent")
-	childSock := os.NewFile(uintptr(fds[1]), "init-child")
 	defer parentSock.Close()
 	defer childSock.Close()
 

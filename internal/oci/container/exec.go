@@ -129,12 +129,10 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	}
 	defer self.Close()
 	tracef("exec: protected binary")
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	parentSock, childSock, err := socketPair("exec-parent", "exec-child")
 	if err != nil {
-		return -1, fmt.Errorf("socketpair: %w", err)
+		return -1, err
 	}
-	parentSock := os.NewFile(uintptr(fds[0]), "exec-parent")
-	childSock := os.NewFile(uintptr(fds[1]), "exec-child")
 	defer parentSock.Close()
 	defer childSock.Close()
 
@@ -151,13 +149,11 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 				return -1, fmt.Errorf("--console-socket %s: %w", o.ConsoleSocket, err)
 			}
 		} else {
-			pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			consoleLocal, conn, err = socketPair("console-local", "console-remote")
 			if err != nil {
-				return -1, fmt.Errorf("socketpair: %w", err)
+				return -1, err
 			}
-			consoleLocal = os.NewFile(uintptr(pair[0]), "console-local")
 			defer consoleLocal.Close()
-			conn = os.NewFile(uintptr(pair[1]), "console-remote")
 		}
 		defer conn.Close()
 		cfg.ConsoleFD = files.add(conn)

@@ -209,8 +209,9 @@ func finishProcess(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder, st *sp
 		return err
 	}
 	env := withHome(p.Env, p.User.UID)
-	// Compile the filter now: libseccomp allocates, and the rlimits below
-	// (RLIMIT_AS) could starve it. Installing it allocates nothing.
+	// The runtime normally sends the filter compiled (and cached); compile
+	// it here only otherwise, and before the rlimits below (a small
+	// RLIMIT_AS could starve libseccomp). Installing it allocates nothing.
 	var filter *seccomp.Program
 	if len(cfg.Seccomp) > 0 {
 		filter = &seccomp.Program{}

@@ -20,12 +20,11 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 	var consoleLocal *os.File
 	if !detach && o.ConsoleSocket == "" {
 		// a terminal without a console socket: receive the pty ourselves
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		local, remote, err := socketPair("console-local", "console-remote")
 		if err != nil {
-			return -1, fmt.Errorf("socketpair: %w", err)
+			return -1, err
 		}
-		consoleLocal = os.NewFile(uintptr(fds[0]), "console-local")
-		remote := os.NewFile(uintptr(fds[1]), "console-remote")
+		consoleLocal = local
 		defer consoleLocal.Close()
 		defer remote.Close()
 		o.consoleConn = remote

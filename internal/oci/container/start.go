@@ -46,16 +46,13 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		waitExecuted(f)
 	}
 	f.Close()
+	// Removing the fifo is what marks the container started (the status is
+	// derived from it), so state.json is not rewritten on the start path.
+	os.Remove(r.Store.FifoPath(id))
 	if noProcess {
 		// The init of a process-less container exits when woken: the
 		// container can never run, so it goes to stopped.
-		os.Remove(r.Store.FifoPath(id))
 		return fmt.Errorf("start container %q: config.json has no process: %w", id, errdefs.ErrFailedPrecondition)
-	}
-	os.Remove(r.Store.FifoPath(id))
-	c.Started = true
-	if err := r.Store.Save(c); err != nil {
-		return err
 	}
 	if c.Spec.Hooks != nil {
 		st := hookState(c.ID, c.Spec, c.Bundle, c.Pid, state.Running)

@@ -46,7 +46,6 @@ type Container struct {
 	Annotations    map[string]string `json:"annotations,omitempty"`
 	CgroupPaths    map[string]string `json:"cgroup_paths,omitempty"`
 	NamespacePaths map[string]string `json:"namespace_paths,omitempty"`
-	Started        bool              `json:"started"`
 	// Spec is the config the container was created with (hooks, seccomp,
 	// process defaults for exec).
 	Spec *specs.Spec `json:"spec"`
@@ -187,10 +186,8 @@ func (s *Store) Status(c *Container, frozen bool) string {
 	if !ProcessAlive(c.Pid, c.PidStartTime) {
 		return Stopped
 	}
-	if !c.Started {
-		if _, err := os.Stat(s.FifoPath(c.ID)); err == nil {
-			return Created
-		}
+	if _, err := os.Stat(s.FifoPath(c.ID)); err == nil {
+		return Created
 	}
 	if frozen {
 		return Paused

@@ -203,12 +203,17 @@ func TestManagerLifecycleRoot(t *testing.T) {
 	// net_cls is not mounted on this host: like runc, the limit is skipped
 	// with a warning and the other limits of the same call still apply.
 	if paths["net_cls"] == "" {
-		err := mgr.Set(&specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: u32(0x100001)}, Pids: &specs.LinuxPids{Limit: i64(20)}})
+		// 33 differs from the limit set before, so a Set that skipped
+		// everything would show.
+		err := mgr.Set(&specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: u32(0x100001)}, Pids: &specs.LinuxPids{Limit: i64(33)}})
 		if err != nil {
 			t.Errorf("Set network.classID without net_cls: %v, want it skipped", err)
 		}
-		if got := readT(t, paths["pids"], "pids.max"); got != "20" {
-			t.Errorf("pids.max after a Set with a skipped net_cls limit = %s, want 20", got)
+		if got := readT(t, paths["pids"], "pids.max"); got != "33" {
+			t.Errorf("pids.max after a Set with a skipped net_cls limit = %s, want 33", got)
+		}
+		if err := mgr.Set(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(20)}}); err != nil {
+			t.Fatal(err)
 		}
 	}
 
