@@ -14,7 +14,6 @@ import (
 	"sync"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
@@ -29,30 +28,18 @@ import (
 	"github.com/gantry-project/gantry/test/registry"
 )
 
-func layerDigests(t *testing.T, img v1.Image) []string {
+func layerDigests(t *testing.T, img *registry.Image) []string {
 	t.Helper()
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, l := range ls {
-		d, err := l.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, d.String())
+	for _, l := range img.Layers {
+		out = append(out, l.Digest.String())
 	}
 	return out
 }
 
-func configDigest(t *testing.T, img v1.Image) string {
+func configDigest(t *testing.T, img *registry.Image) string {
 	t.Helper()
-	d, err := img.ConfigName()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.String()
+	return img.ConfigDigest().String()
 }
 
 // snapshotKeys lists the snapshots as key/kind.
@@ -238,9 +225,9 @@ func TestPullBomb(t *testing.T) {
 
 // interruptImage is three small layers and a large one (uncompressed random
 // data, so its bytes arrive as sent).
-func interruptImage(t *testing.T, largeSize int64) v1.Image {
+func interruptImage(t *testing.T, largeSize int64) *registry.Image {
 	t.Helper()
-	var ls []v1.Layer
+	var ls []*registry.Layer
 	for i := range 3 {
 		l, err := registry.NewLayer([]registry.File{{Name: fmt.Sprintf("small%d", i), Data: bytes.Repeat([]byte{byte('a' + i)}, 1000)}}, registry.Gzip)
 		if err != nil {

@@ -14,10 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-
 	"github.com/gantry-project/gantry/internal/errdefs"
 )
 
@@ -73,8 +69,7 @@ func (o *Options) plainAllowed(ep Endpoint) bool {
 }
 
 // plainGuard refuses plain-HTTP requests to hosts not allowed them, whatever
-// the layers above (go-containerregistry's ping falls back to http for
-// private addresses) decide.
+// the layers above (a token realm, a redirect) ask for.
 type plainGuard struct {
 	allowed func(host string) bool
 	inner   http.RoundTripper
@@ -121,7 +116,7 @@ func (o *Options) baseTransport(ep Endpoint) (http.RoundTripper, error) {
 }
 
 // newClient probes ep (https first; plain HTTP only where allowed), and
-// sets up authentication for repo through go-containerregistry's transport.
+// sets up authentication for repo (authTransport).
 func (o *Options) newClient(ctx context.Context, ep Endpoint, repo string) (*client, error) {
 	base, err := o.baseTransport(ep)
 	if err != nil {
@@ -134,9 +129,11 @@ func (o *Options) newClient(ctx context.Context, ep Endpoint, repo string) (*cli
 		schemes = append(schemes, "http")
 	}
 	var scheme string
+	var challenges []string
 	var probeErrs []error
 	for _, s := range schemes {
-		if err := probe(ctx, base, s+"://"+ep.URL.Host+"/v2/", min(30*time.Second, o.idleTimeout())); err != nil {
+		var err error
+		if challenges, err = probe(ctx, base, s+"://"+ep.URL.Host+"/v2/", min(30*time.Second, o.idleTimeout())); err != nil {
 			probeErrs = append(probeErrs, err)
 			continue
 		}
@@ -146,63 +143,51 @@ func (o *Options) newClient(ctx context.Context, ep Endpoint, repo string) (*cli
 	if scheme == "" {
 		return nil, fmt.Errorf("%w: %w", joinedError(probeErrs), errdefs.ErrUnavailable)
 	}
-	var nameOpts []name.Option
-	if scheme == "http" {
-		nameOpts = append(nameOpts, name.Insecure)
-	}
-	reg, err := name.NewRegistry(ep.URL.Host, nameOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("registry %q: %w: %w", ep.URL.Host, err, errdefs.ErrInvalidArgument)
-	}
-	auth := authn.Anonymous
+	var user, pass string
 	if o.Credentials != nil {
-		user, pass, err := o.Credentials(credentialKey(ep.URL.Host))
+		user, pass, err = o.Credentials(credentialKey(ep.URL.Host))
 		if err != nil {
 			return nil, fmt.Errorf("credentials for %s: %w", ep.URL.Host, err)
 		}
-		if user != "" || pass != "" {
-			auth = &authn.Basic{Username: user, Password: pass}
-		}
 	}
-	scope := reg.Repo(repo).Scope(transport.PullScope)
-	tr, err := transport.NewWithContext(ctx, reg, auth, base, []string{scope})
-	if err != nil {
-		return nil, authError(ep.URL.Host, auth, err)
+	tr := newAuthTransport(ep.URL.Host, repo, user, pass, base)
+	if err := tr.prepare(ctx, challenges); err != nil {
+		return nil, authError(ep.URL.Host, tr.who(), err)
 	}
 	return &client{ep: ep, base: scheme + "://" + ep.URL.Host, repo: repo, http: &http.Client{Transport: tr}, idle: o.idleTimeout()}, nil
 }
 
-func authError(host string, auth authn.Authenticator, err error) error {
-	var te *transport.Error
-	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
-		who := "anonymously"
-		if b, ok := auth.(*authn.Basic); ok {
-			who = fmt.Sprintf("as %q", b.Username)
-		}
-		return fmt.Errorf("authenticate to %s %s: %w: %w", host, who, err, ErrUnauthorized)
+// authError names the host and identity of a failed authentication; a
+// refusal stays an ErrUnauthorized.
+func authError(host, who string, err error) error {
+	if errors.Is(err, ErrUnauthorized) {
+		return fmt.Errorf("authenticate to %s %s: %w", host, who, err)
 	}
 	return fmt.Errorf("authenticate to %s: %w", host, err)
 }
 
 // probe GETs the /v2/ endpoint: a 200 or 401 answer means a registry speaks
-// at this scheme.
-func probe(ctx context.Context, rt http.RoundTripper, u string, timeout time.Duration) error {
+// at this scheme. It returns the WWW-Authenticate values of a 401.
+func probe(ctx context.Context, rt http.RoundTripper, u string, timeout time.Duration) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
+		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
-		return fmt.Errorf("GET %s: status %s, not a registry", u, resp.Status)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return nil, nil
+	case http.StatusUnauthorized:
+		return resp.Header.Values("WWW-Authenticate"), nil
 	}
-	return nil
+	return nil, fmt.Errorf("GET %s: status %s, not a registry", u, resp.Status)
 }
 
 // statusError turns a non-2xx answer into an error of the right kind.

@@ -4,6 +4,7 @@
 // manifest, config and layers into the content store (layers in parallel with
 // a bounded pool, Range resume of interrupted downloads, bounded retries with
 // backoff). Every blob is verified by the content store before it becomes
-// visible. go-containerregistry does the wire-level authentication (Bearer
-// tokens and basic auth); requests, schemes and TLS are decided here.
+// visible. Authentication (Bearer tokens from the registry's token server, or
+// basic auth) answers the registry's WWW-Authenticate challenges; requests,
+// schemes and TLS are decided here.
 package remote

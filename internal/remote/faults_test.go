@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -23,29 +21,10 @@ import (
 )
 
 // busyboxDigests returns the manifest, config and layer digests of img.
-func busyboxDigests(t *testing.T, img v1.Image) (manifest, config, layer string, layerSize int64) {
+func busyboxDigests(t *testing.T, img *registry.Image) (manifest, config, layer string, layerSize int64) {
 	t.Helper()
-	md, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cd, err := img.ConfigName()
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ld, err := layers[0].Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	size, err := layers[0].Size()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return md.String(), cd.String(), ld.String(), size
+	l := img.Layers[0]
+	return img.Digest.String(), img.ConfigDigest().String(), l.Digest.String(), l.Size
 }
 
 // wantErr checks that err is of kind (an errors.Is target) and names every
@@ -84,16 +63,8 @@ func TestPullDigestMismatch(t *testing.T) {
 	img := registry.PushBusybox(t, r, "busybox:latest")
 	idx := registry.PushMultiArch(t, r, "multi:latest")
 	md, cd, _, _ := busyboxDigests(t, img)
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := im.Manifests[0].Digest.String() // linux/amd64
-	childImg, err := idx.Image(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, childCfg, _, _ := busyboxDigests(t, childImg)
+	child := idx.Index.Manifests[0].Digest.String() // linux/amd64
+	_, childCfg, _, _ := busyboxDigests(t, idx.Images[0])
 
 	for _, tc := range []struct {
 		name, ref string
@@ -203,11 +174,7 @@ func TestPullManifestTooLarge(t *testing.T) {
 	})
 
 	t.Run("descriptor in index", func(t *testing.T) {
-		im, err := idx.IndexManifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		child := im.Manifests[0].Digest.String()
+		child := idx.Index.Manifests[0].Digest.String()
 		p := remotetest.New(t, r.URL())
 		p.Add(remotetest.Rule{Match: remotetest.Manifest("latest"), DropHeaders: []string{"Docker-Content-Digest"}, Rewrite: func(b []byte) []byte {
 			var ix map[string]any
@@ -223,7 +190,7 @@ func TestPullManifestTooLarge(t *testing.T) {
 		}})
 		ref := p.Ref("multi:latest")
 		cs := newStore(t)
-		_, _, _, err = Pull(ctx, cs, ref, Options{Platform: ocispec.Platform{OS: "linux", Architecture: "amd64"}})
+		_, _, _, err := Pull(ctx, cs, ref, Options{Platform: ocispec.Platform{OS: "linux", Architecture: "amd64"}})
 		wantErr(t, err, errdefs.ErrInvalidArgument, "pull "+ref, "manifest "+child, "more than")
 		if p.Gets(child) != 0 || blobs(t, cs)[child] {
 			t.Fatal("the oversized manifest was fetched")
@@ -235,16 +202,15 @@ func TestPullUnknownMediaType(t *testing.T) {
 	r := registry.Start(t, registry.Options{})
 	img := registry.PushBusybox(t, r, "busybox:latest")
 	_, _, ld, _ := busyboxDigests(t, img)
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	odd, err := registry.NewImage(registry.Platform{}, false, []string{"/bin/sh"}, registry.WithMediaType(layers[0], "application/vnd.example.layer.v1+weird"))
+	odd, err := registry.NewImage(registry.Platform{}, false, []string{"/bin/sh"}, registry.WithMediaType(img.Layers[0], "application/vnd.example.layer.v1+weird"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	registry.Push(t, r, "oddlayer:latest", odd)
-	helm := mutate.ConfigMediaType(img, "application/vnd.cncf.helm.config.v1+json")
+	helm, err := registry.WithConfigMediaType(img, "application/vnd.cncf.helm.config.v1+json")
+	if err != nil {
+		t.Fatal(err)
+	}
 	registry.Push(t, r, "helm:latest", helm)
 	_, hcfg, _, _ := busyboxDigests(t, helm)
 	ctx := context.Background()

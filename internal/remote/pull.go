@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -104,74 +103,6 @@ func IsLayer(mt string) bool {
 		return true
 	}
 	return false
-}
-
-// Reference is a parsed image reference.
-type Reference struct {
-	// Host as written in references and hosts.d ("docker.io" for Docker Hub).
-	Host string
-	// Repository path ("library/busybox").
-	Repository string
-	// Tag, empty when the reference is by digest only.
-	Tag string
-	// Digest, when the reference pins one.
-	Digest digest.Digest
-}
-
-// String is the canonical form host/repo[:tag][@digest].
-func (r Reference) String() string {
-	s := r.Host + "/" + r.Repository
-	if r.Tag != "" {
-		s += ":" + r.Tag
-	}
-	if r.Digest != "" {
-		s += "@" + string(r.Digest)
-	}
-	return s
-}
-
-// ParseReference parses ref with Docker's defaults: docker.io for a
-// reference without a registry, library/ for a one-part Docker Hub name,
-// latest without a tag or digest. A reference with both a tag and a digest
-// is pulled by digest.
-func ParseReference(ref string) (Reference, error) {
-	bad := func(err error) error {
-		return fmt.Errorf("parse reference %q: %w: %w", ref, err, errdefs.ErrInvalidArgument)
-	}
-	var out Reference
-	rest := ref
-	if i := strings.Index(rest, "@"); i >= 0 {
-		d, err := digest.Parse(rest[i+1:])
-		if err != nil {
-			return Reference{}, bad(err)
-		}
-		out.Digest, rest = d, rest[:i]
-	}
-	var r name.Reference
-	var err error
-	if out.Digest != "" {
-		r, err = name.ParseReference(rest+"@"+string(out.Digest), name.WithDefaultRegistry(dockerHub))
-		if err == nil {
-			if lastColon := strings.LastIndex(rest, ":"); lastColon > strings.LastIndex(rest, "/") {
-				out.Tag = rest[lastColon+1:]
-			}
-		}
-	} else {
-		r, err = name.ParseReference(rest, name.WithDefaultRegistry(dockerHub))
-	}
-	if err != nil {
-		return Reference{}, bad(err)
-	}
-	ctx := r.Context()
-	out.Host = ctx.RegistryStr()
-	if out.Host == "index.docker.io" {
-		out.Host = dockerHub
-	}
-	out.Repository = ctx.RepositoryStr()
-	if t, ok := r.(name.Tag); ok {
-		out.Tag = t.TagStr()
-	}
-	return out, nil
 }
 
 // puller is the state of one Pull.

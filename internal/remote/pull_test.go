@@ -11,7 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -32,19 +31,12 @@ func newStore(t *testing.T) *content.Store {
 
 // checkPulled asserts that every blob of img is in cs and that Pull
 // returned img's manifest and config.
-func checkPulled(t *testing.T, cs *content.Store, img v1.Image, target ocispec.Descriptor, m ocispec.Manifest, cfg ocispec.Image) {
+func checkPulled(t *testing.T, cs *content.Store, img *registry.Image, target ocispec.Descriptor, m ocispec.Manifest, cfg ocispec.Image) {
 	t.Helper()
-	want, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if target.Digest.String() != want.String() {
+	if want := img.Digest; target.Digest != want {
 		t.Fatalf("target %s, want %s", target.Digest, want)
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
+	layers := img.Layers
 	if len(m.Layers) != len(layers) || len(cfg.RootFS.DiffIDs) != len(layers) {
 		t.Fatalf("%d layers / %d diff_ids, want %d", len(m.Layers), len(cfg.RootFS.DiffIDs), len(layers))
 	}
@@ -101,7 +93,7 @@ func TestPullPlain(t *testing.T) {
 
 func TestPullImages(t *testing.T) {
 	r := registry.Start(t, registry.Options{})
-	for name, img := range map[string]v1.Image{
+	for name, img := range map[string]*registry.Image{
 		"zstd":     registry.ZstdImage(t),
 		"many":     registry.ManyLayersImage(t, 55),
 		"whiteout": registry.WhiteoutImage(t),
@@ -233,10 +225,7 @@ func TestPullMirror(t *testing.T) {
 func TestPullMultiArch(t *testing.T) {
 	r := registry.Start(t, registry.Options{})
 	idx := registry.PushMultiArch(t, r, "multi:latest")
-	want, err := idx.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := idx.Digest
 	cs := newStore(t)
 	for _, p := range []ocispec.Platform{
 		{OS: "linux", Architecture: "amd64"},
@@ -262,7 +251,7 @@ func TestPullMultiArch(t *testing.T) {
 			t.Fatalf("%v: %d layers, want %d", p, len(m.Layers), wantLayers)
 		}
 	}
-	_, _, _, err = Pull(context.Background(), cs, r.Ref("multi:latest"), Options{Platform: ocispec.Platform{OS: "linux", Architecture: "s390x"}})
+	_, _, _, err := Pull(context.Background(), cs, r.Ref("multi:latest"), Options{Platform: ocispec.Platform{OS: "linux", Architecture: "s390x"}})
 	if !errdefs.IsNotFound(err) || !strings.Contains(err.Error(), "s390x") {
 		t.Fatalf("missing platform: err = %v", err)
 	}
@@ -283,18 +272,7 @@ func TestPullNotFound(t *testing.T) {
 func TestPullResume(t *testing.T) {
 	r := registry.Start(t, registry.Options{})
 	img := registry.PushBusybox(t, r, "busybox:latest")
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ld, err := layers[0].Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	size, err := layers[0].Size()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ld, size := img.Layers[0].Digest, img.Layers[0].Size
 	p := remotetest.New(t, r.URL())
 	p.Add(remotetest.Rule{Match: remotetest.Blob(ld.String()), Times: 1, Cut: size / 2})
 	cs := newStore(t)
@@ -314,13 +292,8 @@ func TestPullResume(t *testing.T) {
 func TestPullResumeSeededIngest(t *testing.T) {
 	r := registry.Start(t, registry.Options{})
 	img := registry.PushBusybox(t, r, "busybox:latest")
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := layers[0]
-	ld, _ := l.Digest()
-	size, _ := l.Size()
+	l := img.Layers[0]
+	ld, size := l.Digest, l.Size
 	rc, err := l.Compressed()
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +303,7 @@ func TestPullResumeSeededIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := newStore(t)
-	desc := ocispec.Descriptor{Digest: digest.Digest(ld.String()), Size: size}
+	desc := ocispec.Descriptor{Digest: ld, Size: size}
 	w, err := cs.Writer(context.Background(), "fetch-"+ld.String(), desc)
 	if err != nil {
 		t.Fatal(err)
@@ -385,20 +358,16 @@ func TestPullConcurrentOnce(t *testing.T) {
 func TestPullWrongDigest(t *testing.T) {
 	r := registry.Start(t, registry.Options{})
 	img := registry.PushBusybox(t, r, "busybox:latest")
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ld, _ := layers[0].Digest()
+	ld := img.Layers[0].Digest
 	p := remotetest.New(t, r.URL())
 	p.Add(remotetest.Rule{Match: remotetest.Blob(ld.String()), Corrupt: true})
 	cs := newStore(t)
-	_, _, _, err = Pull(context.Background(), cs, p.Ref("busybox:latest"), Options{})
+	_, _, _, err := Pull(context.Background(), cs, p.Ref("busybox:latest"), Options{})
 	t.Logf("error: %v", err)
 	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), ld.String()) || !strings.Contains(err.Error(), "content has digest sha256:") {
 		t.Fatalf("err = %v; want ErrInvalidArgument naming expected and actual digests", err)
 	}
-	if _, err := cs.Info(context.Background(), digest.Digest(ld.String())); !errdefs.IsNotFound(err) {
+	if _, err := cs.Info(context.Background(), ld); !errdefs.IsNotFound(err) {
 		t.Fatalf("corrupt layer visible in the store: %v", err)
 	}
 	// The registry stops lying: the retry completes.

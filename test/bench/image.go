@@ -8,8 +8,6 @@ import (
 	"runtime"
 	"sync"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/gantry-project/gantry/test/registry"
 )
 
@@ -97,8 +95,8 @@ func scaleCount(n, div int) int {
 
 // Build makes the layers of specs (layer i from seed i+1, several at once)
 // and the image of them, running /bin/sh.
-func Build(specs []LayerSpec) (v1.Image, []v1.Layer, Stats, error) {
-	layers := make([]v1.Layer, len(specs))
+func Build(specs []LayerSpec) (*registry.Image, []*registry.Layer, Stats, error) {
+	layers := make([]*registry.Layer, len(specs))
 	errs := make([]error, len(specs))
 	sem := make(chan struct{}, max(runtime.GOMAXPROCS(0), 1))
 	var wg sync.WaitGroup
@@ -122,10 +120,7 @@ func Build(specs []LayerSpec) (v1.Image, []v1.Layer, Stats, error) {
 		if err != nil {
 			return nil, nil, Stats{}, err
 		}
-		blobSize, err := layers[i].Size()
-		if err != nil {
-			return nil, nil, Stats{}, err
-		}
+		blobSize := layers[i].Size
 		tarSize, err := uncompressedSize(layers[i])
 		if err != nil {
 			return nil, nil, Stats{}, fmt.Errorf("layer %d: %w", i, err)
@@ -139,7 +134,7 @@ func Build(specs []LayerSpec) (v1.Image, []v1.Layer, Stats, error) {
 	return img, layers, st, nil
 }
 
-func uncompressedSize(l v1.Layer) (int64, error) {
+func uncompressedSize(l *registry.Layer) (int64, error) {
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return 0, err

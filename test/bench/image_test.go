@@ -125,15 +125,12 @@ func TestBuild(t *testing.T) {
 	if st.Files != wantFiles {
 		t.Errorf("stats count %d files, want %d", st.Files, wantFiles)
 	}
-	d1, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	d1 := img.Digest
 	img2, _, _, err := Build(specs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d2, _ := img2.Digest(); d1 != d2 {
+	if d2 := img2.Digest; d1 != d2 {
 		t.Errorf("two builds give %s and %s, want the same digest", d1, d2)
 	}
 }

@@ -107,3 +107,31 @@ func TestOnlyGantrydImportsDaemon(t *testing.T) {
 		}
 	}
 }
+
+// TestNoOtherRuntimeModules: no module of another container runtime's
+// implementation (the system this project builds) is in the build, not even
+// indirectly (go-containerregistry's authn once pulled in docker/cli).
+func TestNoOtherRuntimeModules(t *testing.T) {
+	cmd := exec.Command("go", "list", "-m", "all")
+	cmd.Dir = "../.."
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -m all: %v\n%s", err, out)
+	}
+	forbidden := []string{
+		"github.com/opencontainers/runc", "github.com/containerd/", "github.com/cri-o/",
+		"github.com/containers/", "github.com/docker/", "github.com/moby/",
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		mod := f[0]
+		for _, bad := range forbidden {
+			if strings.HasPrefix(mod, bad) {
+				t.Errorf("module %s is in the build: another runtime's implementation", mod)
+			}
+		}
+	}
+}

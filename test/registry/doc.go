@@ -4,5 +4,6 @@
 // generated config.yml, optionally behind htpasswd basic auth or TLS with a CA
 // made by the test; the builders make images offline (busybox-static based, a
 // multi-arch index, zstd, many layers, whiteouts, hardlinks, device nodes, a
-// large incompressible layer) and push them with go-containerregistry.
+// large incompressible layer) as OCI or Docker schema 2 manifests, configs
+// and indexes, and Pusher pushes them with the OCI distribution API.
 package registry

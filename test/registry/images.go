@@ -3,18 +3,16 @@ package registry
 import (
 	"archive/tar"
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // BusyboxPath is the static busybox the busybox image carries (package
@@ -36,49 +34,134 @@ func (p Platform) String() string {
 	return s
 }
 
+// Image is an image manifest with its config and layers, as pushed: the
+// JSON of manifest and config is fixed at build time, so Digest is the
+// digest the registry reports.
+type Image struct {
+	// MediaType is the manifest's media type (OCI or Docker schema 2).
+	MediaType string
+	// Digest is the digest of ManifestJSON.
+	Digest       digest.Digest
+	Manifest     ocispec.Manifest
+	ManifestJSON []byte
+	Config       ocispec.Image
+	ConfigJSON   []byte
+	Layers       []*Layer
+}
+
+// Descriptor is the descriptor of the image's manifest.
+func (img *Image) Descriptor() ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: img.MediaType, Digest: img.Digest, Size: int64(len(img.ManifestJSON))}
+}
+
+// ConfigDigest is the digest of the config blob.
+func (img *Image) ConfigDigest() digest.Digest { return img.Manifest.Config.Digest }
+
 // NewImage assembles an OCI image (or a Docker schema 2 one with docker set)
-// of layers for platform p, running cmd.
-func NewImage(p Platform, docker bool, cmd []string, layers ...v1.Layer) (v1.Image, error) {
+// of layers for platform p, running cmd. With docker set, OCI gzip layers
+// take the Docker layer media type.
+func NewImage(p Platform, docker bool, cmd []string, layers ...*Layer) (*Image, error) {
 	if p.OS == "" {
 		p.OS = "linux"
 	}
 	if p.Architecture == "" {
 		p.Architecture = "amd64"
 	}
-	cfg := &v1.ConfigFile{
-		OS:           p.OS,
-		Architecture: p.Architecture,
-		Variant:      p.Variant,
-		Created:      v1.Time{Time: Epoch},
-		RootFS:       v1.RootFS{Type: "layers"},
-		Config: v1.Config{
+	created := Epoch
+	cfg := ocispec.Image{
+		Created:  &created,
+		Platform: ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant},
+		Config: ocispec.ImageConfig{
 			Cmd:        cmd,
 			Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 			WorkingDir: "/",
 		},
+		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}},
 	}
-	img, err := mutate.ConfigFile(empty.Image, cfg)
-	if err != nil {
-		return nil, err
-	}
-	adds := make([]mutate.Addendum, 0, len(layers))
-	for _, l := range layers {
-		if docker {
-			if ml, ok := l.(*memLayer); ok && ml.mediaType == MediaTypeOCILayerGzip {
-				l = WithMediaType(l, MediaTypeDockerLayer)
-			}
-		}
-		adds = append(adds, mutate.Addendum{Layer: l, History: v1.History{Created: v1.Time{Time: Epoch}, CreatedBy: "gantry test/registry"}})
-	}
-	img, err = mutate.Append(img, adds...)
-	if err != nil {
-		return nil, err
-	}
+	manifestType, configType := MediaTypeOCIManifest, MediaTypeOCIConfig
 	if docker {
-		return mutate.MediaType(img, types.DockerManifestSchema2), nil
+		manifestType, configType = MediaTypeDockerManifest, MediaTypeDockerConfig
 	}
-	img = mutate.MediaType(img, types.OCIManifestSchema1)
-	return mutate.ConfigMediaType(img, types.OCIConfigJSON), nil
+	ls := make([]*Layer, 0, len(layers))
+	descs := make([]ocispec.Descriptor, 0, len(layers))
+	for _, l := range layers {
+		if docker && l.MediaType == MediaTypeOCILayerGzip {
+			l = WithMediaType(l, MediaTypeDockerLayer)
+		}
+		ls = append(ls, l)
+		descs = append(descs, l.Descriptor())
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
+		cfg.History = append(cfg.History, ocispec.History{Created: &created, CreatedBy: "gantry test/registry"})
+	}
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("marshal image config: %w", err)
+	}
+	m := ocispec.Manifest{
+		MediaType: manifestType,
+		Config:    ocispec.Descriptor{MediaType: configType, Digest: digest.FromBytes(cfgJSON), Size: int64(len(cfgJSON))},
+		Layers:    descs,
+	}
+	m.SchemaVersion = 2
+	return finishImage(m, cfg, cfgJSON, ls)
+}
+
+func finishImage(m ocispec.Manifest, cfg ocispec.Image, cfgJSON []byte, layers []*Layer) (*Image, error) {
+	mJSON, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("marshal manifest: %w", err)
+	}
+	return &Image{
+		MediaType:    m.MediaType,
+		Digest:       digest.FromBytes(mJSON),
+		Manifest:     m,
+		ManifestJSON: mJSON,
+		Config:       cfg,
+		ConfigJSON:   cfgJSON,
+		Layers:       layers,
+	}, nil
+}
+
+// WithConfigMediaType returns a copy of img whose manifest gives the config
+// another media type (a Helm chart's, say); the config blob is the same.
+func WithConfigMediaType(img *Image, mt string) (*Image, error) {
+	m := img.Manifest
+	m.Config.MediaType = mt
+	return finishImage(m, img.Config, img.ConfigJSON, img.Layers)
+}
+
+// Index is an image index and the images it names, in order.
+type Index struct {
+	// MediaType is the index's media type.
+	MediaType string
+	// Digest is the digest of IndexJSON.
+	Digest    digest.Digest
+	Index     ocispec.Index
+	IndexJSON []byte
+	Images    []*Image
+}
+
+// Descriptor is the descriptor of the index.
+func (idx *Index) Descriptor() ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: idx.MediaType, Digest: idx.Digest, Size: int64(len(idx.IndexJSON))}
+}
+
+// NewIndex assembles an OCI index of images, each for the platform of its
+// config.
+func NewIndex(images ...*Image) (*Index, error) {
+	ix := ocispec.Index{MediaType: MediaTypeOCIIndex, Manifests: []ocispec.Descriptor{}}
+	ix.SchemaVersion = 2
+	for _, img := range images {
+		d := img.Descriptor()
+		p := img.Config.Platform
+		d.Platform = &ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+		ix.Manifests = append(ix.Manifests, d)
+	}
+	b, err := json.Marshal(ix)
+	if err != nil {
+		return nil, fmt.Errorf("marshal index: %w", err)
+	}
+	return &Index{MediaType: ix.MediaType, Digest: digest.FromBytes(b), Index: ix, IndexJSON: b, Images: images}, nil
 }
 
 // BusyboxFiles are the entries of the busybox layer: /bin/busybox, a
@@ -111,7 +194,7 @@ func BusyboxFiles() ([]File, error) {
 }
 
 // BusyboxImage is a one-layer linux/amd64 busybox image running /bin/sh.
-func BusyboxImage(t testing.TB) v1.Image {
+func BusyboxImage(t testing.TB) *Image {
 	t.Helper()
 	files, err := BusyboxFiles()
 	if err != nil {
@@ -120,9 +203,9 @@ func BusyboxImage(t testing.TB) v1.Image {
 	return mustImage(t, Platform{}, false, files)
 }
 
-func mustImage(t testing.TB, p Platform, docker bool, layers ...[]File) v1.Image {
+func mustImage(t testing.TB, p Platform, docker bool, layers ...[]File) *Image {
 	t.Helper()
-	var ls []v1.Layer
+	var ls []*Layer
 	for _, files := range layers {
 		l, err := NewLayer(files, Gzip)
 		if err != nil {
@@ -138,42 +221,37 @@ func mustImage(t testing.TB, p Platform, docker bool, layers ...[]File) v1.Image
 }
 
 // Push pushes img as name ("repo:tag") to r and returns its manifest digest.
-func Push(t testing.TB, r *Registry, nameTag string, img v1.Image) v1.Hash {
+func Push(t testing.TB, r *Registry, nameTag string, img *Image) digest.Digest {
 	t.Helper()
-	ref, err := name.ParseReference(r.Ref(nameTag))
-	if err != nil {
+	repo, tag := splitNameTag(t, nameTag)
+	if err := r.Pusher().PushImage(context.Background(), repo, tag, img); err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref, img, r.RemoteOptions()...); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return img.Digest
 }
 
 // PushIndex pushes idx (with its images) as name to r and returns the
 // index digest.
-func PushIndex(t testing.TB, r *Registry, nameTag string, idx v1.ImageIndex) v1.Hash {
+func PushIndex(t testing.TB, r *Registry, nameTag string, idx *Index) digest.Digest {
 	t.Helper()
-	ref, err := name.ParseReference(r.Ref(nameTag))
+	repo, tag := splitNameTag(t, nameTag)
+	if err := r.Pusher().PushIndex(context.Background(), repo, tag, idx); err != nil {
+		t.Fatal(err)
+	}
+	return idx.Digest
+}
+
+func splitNameTag(t testing.TB, nameTag string) (repo, tag string) {
+	t.Helper()
+	repo, tag, err := SplitNameTag(nameTag)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.WriteIndex(ref, idx, r.RemoteOptions()...); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	d, err := idx.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return repo, tag
 }
 
 // PushBusybox pushes BusyboxImage as name.
-func PushBusybox(t testing.TB, r *Registry, nameTag string) v1.Image {
+func PushBusybox(t testing.TB, r *Registry, nameTag string) *Image {
 	t.Helper()
 	img := BusyboxImage(t)
 	Push(t, r, nameTag, img)
@@ -182,7 +260,7 @@ func PushBusybox(t testing.TB, r *Registry, nameTag string) v1.Image {
 
 // PushDockerBusybox pushes the busybox image as a Docker schema 2 manifest
 // (Docker media types for manifest, config and layer).
-func PushDockerBusybox(t testing.TB, r *Registry, nameTag string) v1.Image {
+func PushDockerBusybox(t testing.TB, r *Registry, nameTag string) *Image {
 	t.Helper()
 	files, err := BusyboxFiles()
 	if err != nil {
@@ -207,9 +285,9 @@ var MultiArchPlatforms = []Platform{
 
 // MultiArchIndex is an OCI index of MultiArchPlatforms: amd64 is busybox,
 // the others a tiny layer; each holds PlatformFile.
-func MultiArchIndex(t testing.TB) v1.ImageIndex {
+func MultiArchIndex(t testing.TB) *Index {
 	t.Helper()
-	var idx v1.ImageIndex = empty.Index
+	var images []*Image
 	for _, p := range MultiArchPlatforms {
 		marker := []File{{Name: PlatformFile, Data: []byte(p.String() + "\n")}}
 		layers := [][]File{marker}
@@ -220,20 +298,17 @@ func MultiArchIndex(t testing.TB) v1.ImageIndex {
 			}
 			layers = [][]File{files, marker}
 		}
-		img := mustImage(t, p, false, layers...)
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
-			Add: img,
-			Descriptor: v1.Descriptor{
-				MediaType: types.OCIManifestSchema1,
-				Platform:  &v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant},
-			},
-		})
+		images = append(images, mustImage(t, p, false, layers...))
 	}
-	return mutate.IndexMediaType(idx, types.OCIImageIndex)
+	idx, err := NewIndex(images...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
 }
 
 // PushMultiArch pushes MultiArchIndex as name.
-func PushMultiArch(t testing.TB, r *Registry, nameTag string) v1.ImageIndex {
+func PushMultiArch(t testing.TB, r *Registry, nameTag string) *Index {
 	t.Helper()
 	idx := MultiArchIndex(t)
 	PushIndex(t, r, nameTag, idx)
@@ -241,7 +316,7 @@ func PushMultiArch(t testing.TB, r *Registry, nameTag string) v1.ImageIndex {
 }
 
 // ZstdImage is a one-layer image whose layer is zstd-compressed.
-func ZstdImage(t testing.TB) v1.Image {
+func ZstdImage(t testing.TB) *Image {
 	t.Helper()
 	l, err := NewLayer([]File{
 		{Name: "zstd/", Type: tar.TypeDir},
@@ -259,7 +334,7 @@ func ZstdImage(t testing.TB) v1.Image {
 
 // ManyLayersImage has n layers; layer i adds /layers/<i> holding "i" and
 // rewrites /layers/top to "i", so the top layer's version wins.
-func ManyLayersImage(t testing.TB, n int) v1.Image {
+func ManyLayersImage(t testing.TB, n int) *Image {
 	t.Helper()
 	var layers [][]File
 	for i := 0; i < n; i++ {
@@ -277,7 +352,7 @@ func ManyLayersImage(t testing.TB, n int) v1.Image {
 // and /dir/sub/file; the second deletes /a/gone (.wh.gone), /dir
 // (.wh.dir), makes /opaque opaque (.wh..wh..opq) adding /opaque/new.
 // Expected result: /a/keep, /opaque/new; no /a/gone, /opaque/old*, /dir.
-func WhiteoutImage(t testing.TB) v1.Image {
+func WhiteoutImage(t testing.TB) *Image {
 	t.Helper()
 	base := []File{
 		{Name: "a/", Type: tar.TypeDir},
@@ -304,7 +379,7 @@ func WhiteoutImage(t testing.TB) v1.Image {
 // HardlinkImage has /h/orig (0640, uid 1000, "data") and /h/link, a
 // hardlink to it, plus a setuid /h/suid (04755) and an xattr
 // user.gantry=yes on /h/orig.
-func HardlinkImage(t testing.TB) v1.Image {
+func HardlinkImage(t testing.TB) *Image {
 	t.Helper()
 	return mustImage(t, Platform{}, false, []File{
 		{Name: "h/", Type: tar.TypeDir},
@@ -316,7 +391,7 @@ func HardlinkImage(t testing.TB) v1.Image {
 
 // DeviceImage has /dev/null (char 1:3), /dev/loop9 (block 7:9) and a FIFO
 // /dev/fifo.
-func DeviceImage(t testing.TB) v1.Image {
+func DeviceImage(t testing.TB) *Image {
 	t.Helper()
 	return mustImage(t, Platform{}, false, []File{
 		{Name: "dev/", Type: tar.TypeDir},
@@ -340,7 +415,7 @@ func RequireLarge(t testing.TB) {
 // LargeImage is a one-layer image with a LargeSize file of random
 // incompressible data (/large.bin), generated on the fly from seed. It skips
 // the test unless LargeEnv is set.
-func LargeImage(t testing.TB, seed uint64) v1.Image {
+func LargeImage(t testing.TB, seed uint64) *Image {
 	t.Helper()
 	RequireLarge(t)
 	l, err := RandomLayer(LargeSize, seed)

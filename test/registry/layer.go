@@ -3,17 +3,15 @@ package registry
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
 	"fmt"
-	"hash"
 	"io"
 	"math/rand/v2"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Compression of a layer blob.
@@ -26,13 +24,19 @@ const (
 	Uncompressed
 )
 
-// Layer media types (OCI, and Docker schema 2 for gzip).
+// Media types of layers (OCI, and Docker schema 2 for gzip), manifests,
+// configs and indexes.
 const (
-	MediaTypeOCILayerGzip   types.MediaType = "application/vnd.oci.image.layer.v1.tar+gzip"
-	MediaTypeOCILayerZstd   types.MediaType = "application/vnd.oci.image.layer.v1.tar+zstd"
-	MediaTypeOCILayer       types.MediaType = "application/vnd.oci.image.layer.v1.tar"
-	MediaTypeDockerLayer    types.MediaType = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	MediaTypeDockerManifest types.MediaType = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypeOCILayerGzip       = ocispec.MediaTypeImageLayerGzip
+	MediaTypeOCILayerZstd       = ocispec.MediaTypeImageLayerZstd
+	MediaTypeOCILayer           = ocispec.MediaTypeImageLayer
+	MediaTypeOCIManifest        = ocispec.MediaTypeImageManifest
+	MediaTypeOCIConfig          = ocispec.MediaTypeImageConfig
+	MediaTypeOCIIndex           = ocispec.MediaTypeImageIndex
+	MediaTypeDockerLayer        = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
+	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
 )
 
 // Epoch is the mtime of every entry the builders write, so the same input
@@ -104,16 +108,46 @@ func Tar(files []File) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// memLayer is a layer held in memory.
-type memLayer struct {
-	blob, tar    []byte
-	digest, diff v1.Hash
-	mediaType    types.MediaType
+// Layer is a layer blob with what a manifest and a config say of it. A
+// layer from NewLayer or LayerFromTar is held in memory; one from
+// RandomLayer is generated again on each read.
+type Layer struct {
+	// MediaType is the layer's media type in the manifest.
+	MediaType string
+	// Digest and Size are those of the (compressed) blob.
+	Digest digest.Digest
+	Size   int64
+	// DiffID is the digest of the uncompressed tar stream.
+	DiffID digest.Digest
+
+	blob, tar []byte
+	gen       func() io.Reader // set for a generated, uncompressed layer
+}
+
+// Descriptor is the manifest's descriptor of the layer.
+func (l *Layer) Descriptor() ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}
+}
+
+// Compressed opens the layer blob as the registry stores it.
+func (l *Layer) Compressed() (io.ReadCloser, error) {
+	if l.gen != nil {
+		return io.NopCloser(l.gen()), nil
+	}
+	return io.NopCloser(bytes.NewReader(l.blob)), nil
+}
+
+// Uncompressed opens the layer's tar stream.
+func (l *Layer) Uncompressed() (io.ReadCloser, error) {
+	if l.gen != nil {
+		return io.NopCloser(l.gen()), nil
+	}
+	return io.NopCloser(bytes.NewReader(l.tar)), nil
 }
 
 // NewLayer builds a layer of files with the compression c and the OCI media
 // type for it.
-func NewLayer(files []File, c Compression) (v1.Layer, error) {
+func NewLayer(files []File, c Compression) (*Layer, error) {
 	tarball, err := Tar(files)
 	if err != nil {
 		return nil, err
@@ -122,30 +156,30 @@ func NewLayer(files []File, c Compression) (v1.Layer, error) {
 }
 
 // LayerFromTar compresses a tar stream into a layer.
-func LayerFromTar(tarball []byte, c Compression) (v1.Layer, error) {
+func LayerFromTar(tarball []byte, c Compression) (*Layer, error) {
 	var blob bytes.Buffer
-	var mt types.MediaType
+	var mt string
 	switch c {
 	case Gzip:
 		mt = MediaTypeOCILayerGzip
 		zw := gzip.NewWriter(&blob)
 		if _, err := zw.Write(tarball); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("gzip layer: %w", err)
 		}
 		if err := zw.Close(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("gzip layer: %w", err)
 		}
 	case Zstd:
 		mt = MediaTypeOCILayerZstd
 		zw, err := zstd.NewWriter(&blob)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("zstd layer: %w", err)
 		}
 		if _, err := zw.Write(tarball); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("zstd layer: %w", err)
 		}
 		if err := zw.Close(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("zstd layer: %w", err)
 		}
 	case Uncompressed:
 		mt = MediaTypeOCILayer
@@ -153,51 +187,28 @@ func LayerFromTar(tarball []byte, c Compression) (v1.Layer, error) {
 	default:
 		return nil, fmt.Errorf("compression %d: unknown", c)
 	}
-	return &memLayer{
+	return &Layer{
+		MediaType: mt,
+		Digest:    digest.FromBytes(blob.Bytes()),
+		Size:      int64(blob.Len()),
+		DiffID:    digest.FromBytes(tarball),
 		blob:      blob.Bytes(),
 		tar:       tarball,
-		digest:    sha256Hash(blob.Bytes()),
-		diff:      sha256Hash(tarball),
-		mediaType: mt,
 	}, nil
 }
 
-// WithMediaType returns l with another media type (for Docker schema 2
-// images, or for a deliberately wrong one).
-func WithMediaType(l v1.Layer, mt types.MediaType) v1.Layer {
-	m := *(l.(*memLayer))
-	m.mediaType = mt
+// WithMediaType returns a copy of l with another media type (for Docker
+// schema 2 images, or for a deliberately wrong one).
+func WithMediaType(l *Layer, mt string) *Layer {
+	m := *l
+	m.MediaType = mt
 	return &m
-}
-
-func sha256Hash(b []byte) v1.Hash {
-	sum := sha256.Sum256(b)
-	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sum)}
-}
-
-func (l *memLayer) Digest() (v1.Hash, error) { return l.digest, nil }
-func (l *memLayer) DiffID() (v1.Hash, error) { return l.diff, nil }
-func (l *memLayer) Compressed() (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(l.blob)), nil
-}
-func (l *memLayer) Uncompressed() (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(l.tar)), nil
-}
-func (l *memLayer) Size() (int64, error)                { return int64(len(l.blob)), nil }
-func (l *memLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
-
-// streamLayer is an uncompressed layer generated on the fly each time it is
-// read (for layers too large to hold in memory).
-type streamLayer struct {
-	gen    func() io.Reader
-	digest v1.Hash
-	size   int64
 }
 
 // RandomLayer returns an uncompressed layer holding one file /large.bin of
 // size bytes of incompressible data from seed; it is generated again on each
 // read and never held in memory.
-func RandomLayer(size int64, seed uint64) (v1.Layer, error) {
+func RandomLayer(size int64, seed uint64) (*Layer, error) {
 	gen := func() io.Reader {
 		pr, pw := io.Pipe()
 		go func() {
@@ -213,12 +224,12 @@ func RandomLayer(size int64, seed uint64) (v1.Layer, error) {
 		}()
 		return pr
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, gen())
+	dg := digest.SHA256.Digester()
+	n, err := io.Copy(dg.Hash(), gen())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("generate random layer: %w", err)
 	}
-	return &streamLayer{gen: gen, digest: hashOf(h), size: n}, nil
+	return &Layer{MediaType: MediaTypeOCILayer, Digest: dg.Digest(), Size: n, DiffID: dg.Digest(), gen: gen}, nil
 }
 
 func seedBytes(seed uint64) [32]byte {
@@ -228,14 +239,3 @@ func seedBytes(seed uint64) [32]byte {
 	}
 	return s
 }
-
-func hashOf(h hash.Hash) v1.Hash {
-	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
-}
-
-func (l *streamLayer) Digest() (v1.Hash, error)             { return l.digest, nil }
-func (l *streamLayer) DiffID() (v1.Hash, error)             { return l.digest, nil }
-func (l *streamLayer) Compressed() (io.ReadCloser, error)   { return io.NopCloser(l.gen()), nil }
-func (l *streamLayer) Uncompressed() (io.ReadCloser, error) { return io.NopCloser(l.gen()), nil }
-func (l *streamLayer) Size() (int64, error)                 { return l.size, nil }
-func (l *streamLayer) MediaType() (types.MediaType, error)  { return MediaTypeOCILayer, nil }

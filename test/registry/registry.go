@@ -21,8 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -218,39 +216,6 @@ func (r *Registry) transport() *http.Transport {
 		tr.TLSClientConfig = &tls.Config{RootCAs: r.caPool, MinVersion: tls.VersionTLS12}
 	}
 	return tr
-}
-
-// Auth returns the authenticator for go-containerregistry.
-func (r *Registry) Auth() authn.Authenticator {
-	if r.User == "" {
-		return authn.Anonymous
-	}
-	return &authn.Basic{Username: r.User, Password: r.Password}
-}
-
-// RemoteOptions are the go-containerregistry options that reach this
-// registry: its credentials, and a transport that trusts its CA and sends
-// https:// even though go-containerregistry picks http:// for 127.0.0.1.
-func (r *Registry) RemoteOptions() []remote.Option {
-	var rt http.RoundTripper = r.transport()
-	if r.tls {
-		rt = &forceHTTPS{host: r.host, inner: rt}
-	}
-	return []remote.Option{remote.WithAuth(r.Auth()), remote.WithTransport(rt)}
-}
-
-// forceHTTPS rewrites http:// requests to the TLS registry to https://.
-type forceHTTPS struct {
-	host  string
-	inner http.RoundTripper
-}
-
-func (f *forceHTTPS) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme == "http" && req.URL.Host == f.host {
-		req = req.Clone(req.Context())
-		req.URL.Scheme = "https"
-	}
-	return f.inner.RoundTrip(req)
 }
 
 // makeCA writes a CA and a server certificate for 127.0.0.1, ::1 and

@@ -10,16 +10,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/gantry-project/gantry/test/bench"
 	"github.com/gantry-project/gantry/test/registry"
@@ -49,26 +46,22 @@ func run(host, repo, blobs string, scale int) error {
 		return fmt.Errorf("build image: %w", err)
 	}
 	built := time.Since(start)
-	ref, err := name.ParseReference(host+"/"+repo, name.Insecure)
-	if err != nil {
-		return fmt.Errorf("reference %q: %w", host+"/"+repo, err)
-	}
-	start = time.Now()
-	if err := remote.Write(ref, img); err != nil {
-		return fmt.Errorf("push %s: %w", ref, err)
-	}
-	pushed := time.Since(start)
-	dgst, err := img.Digest()
+	name, tag, err := registry.SplitNameTag(repo)
 	if err != nil {
 		return err
 	}
+	ref := host + "/" + name + ":" + tag
+	start = time.Now()
+	p := &registry.Pusher{BaseURL: "http://" + host}
+	if err := p.PushImage(context.Background(), name, tag, img); err != nil {
+		return fmt.Errorf("push %s: %w", ref, err)
+	}
+	pushed := time.Since(start)
+	dgst := img.Digest
 	// Per compression: compressed and uncompressed bytes.
 	var gzC, gzU, zsC, zsU int64
 	for i, l := range layers {
-		c, err := l.Size()
-		if err != nil {
-			return err
-		}
+		c := l.Size
 		u, err := tarSize(l)
 		if err != nil {
 			return err
@@ -93,7 +86,7 @@ func run(host, repo, blobs string, scale int) error {
 	return nil
 }
 
-func tarSize(l v1.Layer) (int64, error) {
+func tarSize(l *registry.Layer) (int64, error) {
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return 0, err
@@ -102,7 +95,7 @@ func tarSize(l v1.Layer) (int64, error) {
 	return io.Copy(io.Discard, rc)
 }
 
-func writeBlob(path string, l v1.Layer) error {
+func writeBlob(path string, l *registry.Layer) error {
 	rc, err := l.Compressed()
 	if err != nil {
 		return err
