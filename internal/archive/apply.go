@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
@@ -41,7 +42,8 @@ type ApplyOptions struct {
 	// read: a hardlink to a file of a lower layer copies the file up first,
 	// and a directory this layer creates implicitly (an entry whose parent
 	// has no entry of its own) takes the owner, mode and times of the lower
-	// directory it will hide instead of root:root 0755.
+	// directory it will hide instead of root:root 0755 (looked up in each
+	// lower without following symlinks: a symlink there is no directory).
 	Parents []string
 }
 
@@ -63,7 +65,15 @@ const (
 // symlink in the layer (even "/" or "../../..") can never lead a later
 // entry out; the last component is never followed (O_NOFOLLOW, *at calls
 // with AT_SYMLINK_NOFOLLOW); a hardlink's target must lie inside root and
-// is resolved without following any symlink.
+// is resolved without following any symlink. A parent that exists but does
+// not resolve to a directory inside root (a symlink to a path root lacks)
+// is an error; it is never replaced, nor changed through.
+//
+// The resolved parent directory of an entry is kept open for the next
+// entries of the same directory until anything is removed or replaced; a
+// regular file is created exclusively with its mode and gets its owner,
+// mode, xattrs and times through the open file (owner and mode only when
+// creation did not already give them).
 //
 // Tar semantics: a later entry replaces an earlier one of the same name
 // (a directory stays and takes the new metadata if both are directories,
@@ -79,38 +89,56 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 		return 0, fmt.Errorf("open apply root: %w", err)
 	}
 	defer rootf.Close()
-	a := &applier{
+	a := newApplier(ctx, rootf, opts)
+	defer a.closeParent()
+	if err := a.run(cr); err != nil {
+		return cr.n, err
+	}
+	return cr.n, nil
+}
+
+func newApplier(ctx context.Context, root *os.File, opts ApplyOptions) *applier {
+	return &applier{
 		ctx:     ctx,
-		root:    rootf,
+		root:    root,
 		opts:    opts,
 		created: map[string]bool{},
 		buf:     make([]byte, 128<<10),
+		euid:    os.Geteuid(),
+		egid:    os.Getegid(),
+		umask:   readUmask(),
 	}
+}
+
+// run applies every entry of the tar stream cr, then the times of
+// directories, then reads cr to its end.
+func (a *applier) run(cr io.Reader) error {
 	tr := tar.NewReader(cr)
 	for {
-		if err := ctx.Err(); err != nil {
-			return cr.n, err
+		if err := a.ctx.Err(); err != nil {
+			return err
 		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return cr.n, fmt.Errorf("read tar header: %w", err)
+			return fmt.Errorf("read tar header: %w", err)
 		}
 		if err := a.entry(hdr, tr); err != nil {
-			return cr.n, fmt.Errorf("apply tar entry %q: %w", hdr.Name, err)
+			return fmt.Errorf("apply tar entry %q: %w", hdr.Name, err)
 		}
 	}
+	a.closeParent()
 	if err := a.finishDirs(); err != nil {
-		return cr.n, err
+		return err
 	}
 	// The tar reader stops at the end-of-archive marker; read the padding
 	// after it so the caller's digest sees the whole stream.
 	if _, err := io.CopyBuffer(io.Discard, cr, a.buf); err != nil {
-		return cr.n, fmt.Errorf("read tar trailer: %w", err)
+		return fmt.Errorf("read tar trailer: %w", err)
 	}
-	return cr.n, nil
+	return nil
 }
 
 type countingReader struct {
@@ -138,6 +166,125 @@ type applier struct {
 	created  map[string]bool
 	dirTimes []dirTime
 	buf      []byte
+
+	// dir is the parent directory of the last entry, kept open for the
+	// next entries of the same directory (tars list a directory's entries
+	// together). It is dropped whenever anything is removed or replaced,
+	// as a removal may change what a path resolves to.
+	dir parentDir
+	// euid and egid own what this process creates; umask is the process's
+	// (-1 if unknown): together they tell when the owner and mode a file
+	// got at creation are already right.
+	euid, egid int
+	umask      int
+
+	// detached: see ApplyDetached. implicit holds the directories this
+	// layer created without an entry of their own, removed says something
+	// was removed or replaced.
+	detached bool
+	implicit map[string]*implicitDir
+	hist     map[string]implicitDir
+	seq      int
+	removed  bool
+}
+
+// parentDir is an O_PATH handle of the directory rel, resolved inside root.
+type parentDir struct {
+	rel   string
+	f     *os.File
+	fd    int
+	stale bool
+	// probed: gid and acl are known (probe). gid is the group a file
+	// created in the directory gets; acl says a default ACL, not the umask,
+	// decides the mode of what is created in it.
+	probed, known bool
+	gid           int
+	acl           bool
+}
+
+// readUmask returns the process's umask from /proc/self/status, or -1.
+// (umask(2) cannot read it without setting it for every thread.)
+func readUmask() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil {
+				return -1
+			}
+			return int(m)
+		}
+	}
+	return -1
+}
+
+// parent returns the directory rel resolved inside root (creating missing
+// directories, see mkdirParents), from the cache if it holds rel. The
+// handle belongs to the applier: callers must not close it.
+func (a *applier) parent(rel string) (*parentDir, error) {
+	d := &a.dir
+	if d.f != nil && !d.stale && d.rel == rel {
+		return d, nil
+	}
+	a.closeParent()
+	f, err := a.mkdirParents(rel)
+	if err != nil {
+		return nil, err
+	}
+	*d = parentDir{rel: rel, f: f, fd: int(f.Fd())}
+	return d, nil
+}
+
+func (a *applier) closeParent() {
+	if a.dir.f != nil {
+		a.dir.f.Close()
+	}
+	a.dir = parentDir{}
+}
+
+// probe learns the group and the default ACL of d, once.
+func (a *applier) probe(d *parentDir) {
+	if d.probed {
+		return
+	}
+	d.probed = true
+	var st unix.Stat_t
+	if err := unix.Fstat(d.fd, &st); err != nil {
+		return
+	}
+	d.gid = a.egid
+	if st.Mode&unix.S_ISGID != 0 {
+		d.gid = int(st.Gid)
+	}
+	_, err := unix.Getxattr("/proc/self/fd/"+strconv.Itoa(d.fd), "system.posix_acl_default", nil)
+	switch {
+	case err == nil:
+		d.acl = true
+	case errors.Is(err, unix.ENODATA), errors.Is(err, unix.EOPNOTSUPP):
+	default:
+		return
+	}
+	d.known = true
+}
+
+// replace removes name (whatever it is, a directory with its contents) from
+// the directory pfd so that an entry of the same name can be created.
+func (a *applier) replace(pfd int, name string) error {
+	a.removedSomething()
+	if err := removeAllAt(pfd, name); err != nil {
+		return fmt.Errorf("replace existing entry: %w", err)
+	}
+	return nil
+}
+
+// removedSomething drops the cached parent (the handle stays open for the
+// current entry) after a removal.
+func (a *applier) removedSomething() {
+	a.dir.stale = true
+	a.removed = true
 }
 
 // cleanName makes a tar name relative to root: "." is root itself. A name
@@ -175,94 +322,188 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		slog.DebugContext(a.ctx, "skip tar entry of unsupported type", "name", hdr.Name, "type", string(hdr.Typeflag))
 		return nil
 	}
-	parent, err := a.mkdirParents(parentRel)
+	d, err := a.parent(parentRel)
 	if err != nil {
 		return err
 	}
-	defer parent.Close()
-	pfd := int(parent.Fd())
-
-	var st unix.Stat_t
-	exists := true
-	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		if !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("stat existing entry: %w", err)
-		}
-		exists = false
-	}
-	isDir := exists && st.Mode&unix.S_IFMT == unix.S_IFDIR
-
+	pfd := d.fd
 	if hdr.Typeflag == tar.TypeLink {
-		return a.hardlink(hdr, rel, pfd, base, exists, &st)
+		return a.hardlink(hdr, rel, pfd, base)
 	}
-	if exists && !(isDir && hdr.Typeflag == tar.TypeDir) {
-		if err := removeAllAt(pfd, base); err != nil {
-			return fmt.Errorf("replace existing entry: %w", err)
-		}
+	if a.opts.Whiteouts == WhiteoutRemove {
+		a.created[rel] = true
 	}
 	mode := uint32(hdr.Mode) & 0o7777
 	switch hdr.Typeflag {
-	case tar.TypeDir:
-		if !isDir {
-			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
-				return fmt.Errorf("create directory: %w", err)
-			}
-		}
 	case tar.TypeReg:
-		if err := a.writeFile(pfd, base, r); err != nil {
-			return err
-		}
+		return a.writeFile(d, base, hdr, r, mode)
 	case tar.TypeSymlink:
-		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+		err := a.create(pfd, base, func() error { return unix.Symlinkat(hdr.Linkname, pfd, base) })
+		if err != nil {
 			return fmt.Errorf("create symlink to %q: %w", hdr.Linkname, err)
 		}
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		typ := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
-		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknodat(pfd, base, typ|0o600, int(dev)); err != nil {
-			return fmt.Errorf("create device node %d:%d: %w", hdr.Devmajor, hdr.Devminor, err)
+		a.probe(d)
+		if !d.known || hdr.Uid != a.euid || hdr.Gid != d.gid {
+			if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return fmt.Errorf("chown to %d:%d: %w", hdr.Uid, hdr.Gid, err)
+			}
 		}
-	}
-	a.created[rel] = true
-	if err := a.setMeta(pfd, base, hdr, mode); err != nil {
-		return err
-	}
-	if hdr.Typeflag == tar.TypeDir {
+		if err := a.setXattrs(hdr, func(name string, v []byte) error { return unix.Lsetxattr(procPath(pfd, base), name, v, 0) }); err != nil {
+			return err
+		}
+		return setTimes(pfd, base, hdr.AccessTime, hdr.ModTime)
+	case tar.TypeDir:
+		if err := a.mkdir(pfd, base); err != nil {
+			return err
+		}
+		// The directory's owner, mode or ACL may change below: what a
+		// file created in it gets too.
+		a.dir.probed, a.dir.known = false, false
+		if a.detached {
+			delete(a.implicit, rel)
+		}
+		if err := a.setMeta(pfd, base, hdr, mode); err != nil {
+			return err
+		}
 		a.dirTimes = append(a.dirTimes, dirTime{rel: rel, atime: hdr.AccessTime, mtime: hdr.ModTime})
 		return nil
+	default: // tar.TypeChar, tar.TypeBlock, tar.TypeFifo
+		typ := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
+		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+		err := a.create(pfd, base, func() error { return unix.Mknodat(pfd, base, typ|0o600, int(dev)) })
+		if err != nil {
+			return fmt.Errorf("create device node %d:%d: %w", hdr.Devmajor, hdr.Devminor, err)
+		}
+		if err := a.setMeta(pfd, base, hdr, mode); err != nil {
+			return err
+		}
+		return setTimes(pfd, base, hdr.AccessTime, hdr.ModTime)
 	}
-	return setTimes(pfd, base, hdr.AccessTime, hdr.ModTime)
 }
 
-func (a *applier) writeFile(pfd int, base string, r io.Reader) error {
-	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+// create runs mk, which creates base in pfd exclusively; if base exists,
+// it is removed (tar replace semantics) and mk runs again.
+func (a *applier) create(pfd int, base string, mk func() error) error {
+	err := mk()
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	if err := a.replace(pfd, base); err != nil {
+		return err
+	}
+	return mk()
+}
+
+// mkdir creates the directory base in pfd, or keeps it if it is one, or
+// replaces what else is there.
+func (a *applier) mkdir(pfd int, base string) error {
+	err := unix.Mkdirat(pfd, base, 0o700)
+	if errors.Is(err, unix.EEXIST) {
+		var st unix.Stat_t
+		if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("stat existing entry: %w", err)
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return nil
+		}
+		if err := a.replace(pfd, base); err != nil {
+			return err
+		}
+		err = unix.Mkdirat(pfd, base, 0o700)
+	}
+	if err != nil {
+		return fmt.Errorf("create directory: %w", err)
+	}
+	return nil
+}
+
+// writeFile creates the regular file base in d with the entry's data and
+// metadata, all through the open file: owner (unless creation gave the
+// right one), then mode (unless creation gave the right one; chown clears
+// setuid/setgid), then xattrs (chown clears security.capability), then
+// times (after the data).
+func (a *applier) writeFile(d *parentDir, base string, hdr *tar.Header, r io.Reader, mode uint32) error {
+	perm := mode & 0o777
+	var fd int
+	err := a.create(d.fd, base, func() (err error) {
+		fd, err = unix.Openat(d.fd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("create file: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), base)
-	if _, err := io.CopyBuffer(f, r, a.buf); err != nil {
-		f.Close()
-		return fmt.Errorf("write file: %w", err)
+	err = a.fillFile(fd, d, hdr, r, mode, perm)
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		err = fmt.Errorf("write file: %w", cerr)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write file: %w", err)
+	return err
+}
+
+func (a *applier) fillFile(fd int, d *parentDir, hdr *tar.Header, r io.Reader, mode, perm uint32) error {
+	for left := hdr.Size; left > 0; {
+		n := int(min(left, int64(len(a.buf))))
+		if _, err := io.ReadFull(r, a.buf[:n]); err != nil {
+			return fmt.Errorf("read file data: %w", err)
+		}
+		if err := writeAll(fd, a.buf[:n]); err != nil {
+			return fmt.Errorf("write file: %w", err)
+		}
+		left -= int64(n)
+	}
+	a.probe(d)
+	chowned := !d.known || hdr.Uid != a.euid || hdr.Gid != d.gid
+	if chowned {
+		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+			return fmt.Errorf("chown to %d:%d: %w", hdr.Uid, hdr.Gid, err)
+		}
+	}
+	if !d.known || d.acl || a.umask < 0 || mode != perm&^uint32(a.umask) {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			return fmt.Errorf("chmod to %#o: %w", mode, err)
+		}
+	}
+	if err := a.setXattrs(hdr, func(name string, v []byte) error { return unix.Fsetxattr(fd, name, v, 0) }); err != nil {
+		return err
+	}
+	if err := futimes(fd, hdr.AccessTime, hdr.ModTime); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
 	}
 	return nil
 }
 
 // setMeta sets owner, then mode (chown clears setuid/setgid), then xattrs
-// (chown clears security.capability) of the entry base in pfd.
+// (chown clears security.capability) of the entry base in pfd, which is
+// not a symlink.
 func (a *applier) setMeta(pfd int, base string, hdr *tar.Header, mode uint32) error {
 	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown to %d:%d: %w", hdr.Uid, hdr.Gid, err)
 	}
-	isLink := hdr.Typeflag == tar.TypeSymlink
-	if !isLink {
-		// The entry was just created by us and is not a symlink.
-		if err := unix.Fchmodat(pfd, base, mode, 0); err != nil {
-			return fmt.Errorf("chmod to %#o: %w", mode, err)
-		}
+	// The entry was just created (or checked to be a directory) by us.
+	if err := unix.Fchmodat(pfd, base, mode, 0); err != nil {
+		return fmt.Errorf("chmod to %#o: %w", mode, err)
 	}
+	return a.setXattrs(hdr, func(name string, v []byte) error { return unix.Lsetxattr(procPath(pfd, base), name, v, 0) })
+}
+
+// setXattrs sets the entry's SCHILY.xattr.* records with set, except
+// trusted.overlay.* (the layer may not set them) and user.* on symlinks
+// (the kernel refuses them).
+func (a *applier) setXattrs(hdr *tar.Header, set func(name string, v []byte) error) error {
+	isLink := hdr.Typeflag == tar.TypeSymlink
 	for k, v := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(k, xattrPrefix)
 		if !ok {
@@ -273,9 +514,9 @@ func (a *applier) setMeta(pfd int, base string, hdr *tar.Header, mode uint32) er
 			continue
 		}
 		if isLink && strings.HasPrefix(name, "user.") {
-			continue // the kernel refuses user.* xattrs on symlinks
+			continue
 		}
-		if err := unix.Lsetxattr(procPath(pfd, base), name, []byte(v), 0); err != nil {
+		if err := set(name, []byte(v)); err != nil {
 			if errors.Is(err, unix.ENOTSUP) {
 				slog.DebugContext(a.ctx, "xattr not supported", "name", hdr.Name, "xattr", name)
 				continue
@@ -306,6 +547,19 @@ func setTimes(pfd int, base string, atime, mtime time.Time) error {
 	ts := []unix.Timespec{timespec(atime), timespec(mtime)}
 	if err := unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+// futimes is futimens(3): utimensat on the open file fd itself.
+func futimes(fd int, atime, mtime time.Time) error {
+	if atime.IsZero() {
+		atime = mtime
+	}
+	ts := [2]unix.Timespec{timespec(atime), timespec(mtime)}
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if errno != 0 {
+		return errno
 	}
 	return nil
 }
@@ -350,12 +604,24 @@ func (a *applier) mkdirParents(rel string) (*os.File, error) {
 		prefix := strings.Join(parts[:i+1], "/")
 		next, err := pathrs.OpenatInRoot(a.root, prefix)
 		if errors.Is(err, os.ErrNotExist) {
-			if err := unix.Mkdirat(int(cur.Fd()), part, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-				cur.Close()
-				return nil, fmt.Errorf("create parent directory %q: %w", prefix, err)
+			// EEXIST: the name is there but does not resolve to a directory
+			// inside root (a dangling symlink, or one to a missing path):
+			// it is not ours to change; opening it again fails below.
+			err = unix.Mkdirat(int(cur.Fd()), part, 0o755)
+			if err == nil {
+				if a.opts.Whiteouts == WhiteoutRemove {
+					a.created[prefix] = true
+				}
+				if a.detached {
+					a.noteImplicit(int(cur.Fd()), part, prefix, path.Dir(prefix))
+				}
+				err = a.copyUpDirMeta(int(cur.Fd()), part, prefix)
+			} else if errors.Is(err, unix.EEXIST) {
+				err = nil
+			} else {
+				err = fmt.Errorf("create parent directory %q: %w", prefix, err)
 			}
-			a.created[prefix] = true
-			if err := a.copyUpDirMeta(int(cur.Fd()), part, prefix); err != nil {
+			if err != nil {
 				cur.Close()
 				return nil, err
 			}
@@ -373,26 +639,49 @@ func (a *applier) mkdirParents(rel string) (*os.File, error) {
 // copyUpDirMeta gives the directory base in pfd, just created for rel, the
 // owner, mode and times of the topmost lower directory rel.
 func (a *applier) copyUpDirMeta(pfd int, base, rel string) error {
-	for _, lower := range a.opts.Parents {
-		var st unix.Stat_t
-		if err := unix.Lstat(path.Join(lower, rel), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			continue
-		}
-		if err := unix.Fchownat(pfd, base, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("copy up owner of %q: %w", rel, err)
-		}
-		if err := unix.Fchmodat(pfd, base, st.Mode&0o7777, 0); err != nil {
-			return fmt.Errorf("copy up mode of %q: %w", rel, err)
-		}
-		a.dirTimes = append(a.dirTimes, dirTime{rel: rel, atime: time.Unix(st.Atim.Unix()), mtime: time.Unix(st.Mtim.Unix())})
+	st, ok := lowerDir(a.opts.Parents, rel)
+	if !ok {
 		return nil
 	}
+	if err := unix.Fchownat(pfd, base, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("copy up owner of %q: %w", rel, err)
+	}
+	// base is the directory mkdirat just made: not a symlink.
+	if err := unix.Fchmodat(pfd, base, st.Mode&0o7777, 0); err != nil {
+		return fmt.Errorf("copy up mode of %q: %w", rel, err)
+	}
+	a.dirTimes = append(a.dirTimes, dirTime{rel: rel, atime: time.Unix(st.Atim.Unix()), mtime: time.Unix(st.Mtim.Unix())})
 	return nil
+}
+
+// lowerDir returns the attributes of the directory rel in the topmost of
+// the lower directories that has one there, looked up without following
+// any symlink (a symlink in a lower layer does not make a directory).
+func lowerDir(lowers []string, rel string) (unix.Stat_t, bool) {
+	for _, lower := range lowers {
+		lroot, err := os.OpenFile(lower, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		ldir, err := openNoSymlinks(lroot, path.Dir(rel))
+		lroot.Close()
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		err = unix.Fstatat(int(ldir.Fd()), path.Base(rel), &st, unix.AT_SYMLINK_NOFOLLOW)
+		ldir.Close()
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		return st, true
+	}
+	return unix.Stat_t{}, false
 }
 
 // hardlink links base in pfd to the entry hdr.Linkname, which must lie inside
 // root and is resolved without following symlinks.
-func (a *applier) hardlink(hdr *tar.Header, rel string, pfd int, base string, exists bool, st *unix.Stat_t) error {
+func (a *applier) hardlink(hdr *tar.Header, rel string, pfd int, base string) error {
 	target, err := cleanName(hdr.Linkname)
 	if err != nil {
 		return fmt.Errorf("hardlink target: %w", err)
@@ -404,6 +693,9 @@ func (a *applier) hardlink(hdr *tar.Header, rel string, pfd int, base string, ex
 		return nil
 	}
 	tdir, err := openNoSymlinks(a.root, path.Dir(target))
+	if errors.Is(err, unix.ENOENT) && a.detached {
+		return fmt.Errorf("hardlink target %q: its directory is not in this layer: %w", hdr.Linkname, ErrNeedsLowers)
+	}
 	if errors.Is(err, unix.ENOENT) && len(a.opts.Parents) > 0 {
 		// The target's directory exists only in a lower layer.
 		var h *os.File
@@ -419,6 +711,9 @@ func (a *applier) hardlink(hdr *tar.Header, rel string, pfd int, base string, ex
 	tfd, tbase := int(tdir.Fd()), path.Base(target)
 	var tst unix.Stat_t
 	err = unix.Fstatat(tfd, tbase, &tst, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) && a.detached {
+		return fmt.Errorf("hardlink target %q: not in this layer: %w", hdr.Linkname, ErrNeedsLowers)
+	}
 	if errors.Is(err, unix.ENOENT) && len(a.opts.Parents) > 0 {
 		if err = a.copyUp(target, tfd, tbase); err == nil {
 			err = unix.Fstatat(tfd, tbase, &tst, unix.AT_SYMLINK_NOFOLLOW)
@@ -430,18 +725,26 @@ func (a *applier) hardlink(hdr *tar.Header, rel string, pfd int, base string, ex
 	if tst.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return fmt.Errorf("hardlink target %q is a directory: %w", hdr.Linkname, errdefs.ErrInvalidArgument)
 	}
-	if exists {
+	err = unix.Linkat(tfd, tbase, pfd, base, 0)
+	if errors.Is(err, unix.EEXIST) {
+		var st unix.Stat_t
+		if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("stat existing entry: %w", err)
+		}
 		if st.Dev == tst.Dev && st.Ino == tst.Ino {
 			return nil
 		}
-		if err := removeAllAt(pfd, base); err != nil {
-			return fmt.Errorf("replace existing entry: %w", err)
+		if err := a.replace(pfd, base); err != nil {
+			return err
 		}
+		err = unix.Linkat(tfd, tbase, pfd, base, 0)
 	}
-	if err := unix.Linkat(tfd, tbase, pfd, base, 0); err != nil {
+	if err != nil {
 		return fmt.Errorf("hardlink to %q: %w", hdr.Linkname, err)
 	}
-	a.created[rel] = true
+	if a.opts.Whiteouts == WhiteoutRemove {
+		a.created[rel] = true
+	}
 	return nil
 }
 
@@ -548,20 +851,19 @@ func copyUpFile(lfd int, base string, tfd int, buf []byte) error {
 // whiteout hides name in the directory parentRel.
 func (a *applier) whiteout(parentRel, name string) error {
 	if a.opts.Whiteouts == WhiteoutOverlay {
-		parent, err := a.mkdirParents(parentRel)
+		d, err := a.parent(parentRel)
 		if err != nil {
 			return err
 		}
-		defer parent.Close()
-		pfd := int(parent.Fd())
-		if err := removeAllAt(pfd, name); err != nil {
-			return fmt.Errorf("whiteout %q: %w", name, err)
-		}
-		if err := unix.Mknodat(pfd, name, unix.S_IFCHR, 0); err != nil {
+		pfd := d.fd
+		if err := a.create(pfd, name, func() error { return unix.Mknodat(pfd, name, unix.S_IFCHR, 0) }); err != nil {
 			return fmt.Errorf("create overlay whiteout %q: %w", name, err)
 		}
-		if err := unix.Fchownat(pfd, name, 0, 0, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("chown overlay whiteout %q: %w", name, err)
+		a.probe(d)
+		if !d.known || a.euid != 0 || d.gid != 0 {
+			if err := unix.Fchownat(pfd, name, 0, 0, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return fmt.Errorf("chown overlay whiteout %q: %w", name, err)
+			}
 		}
 		return nil
 	}
@@ -573,6 +875,7 @@ func (a *applier) whiteout(parentRel, name string) error {
 		return fmt.Errorf("open whiteout directory %q: %w", parentRel, err)
 	}
 	defer parent.Close()
+	a.removedSomething()
 	if err := removeAllAt(int(parent.Fd()), name); err != nil {
 		return fmt.Errorf("whiteout %q: %w", name, err)
 	}
@@ -582,12 +885,11 @@ func (a *applier) whiteout(parentRel, name string) error {
 // opaque hides everything of the lower layers in the directory rel.
 func (a *applier) opaque(rel string) error {
 	if a.opts.Whiteouts == WhiteoutOverlay {
-		h, err := a.mkdirParents(rel)
+		d, err := a.parent(rel)
 		if err != nil {
 			return err
 		}
-		defer h.Close()
-		fd, err := unix.Openat(int(h.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("open opaque directory %q: %w", rel, err)
 		}
@@ -605,6 +907,7 @@ func (a *applier) opaque(rel string) error {
 		return fmt.Errorf("open opaque directory %q: %w", rel, err)
 	}
 	defer h.Close()
+	a.removedSomething()
 	return a.removeLower(int(h.Fd()), rel)
 }
 

@@ -577,3 +577,105 @@ func TestDecompress(t *testing.T) {
 		t.Error("corrupt gzip: no error")
 	}
 }
+
+// Apply keeps the parent directory of an entry open for the next entries of
+// the same directory: a removal must drop it, or a later entry would land
+// in a directory its name no longer resolves to.
+func TestApplyCachedParentAfterRemoval(t *testing.T) {
+	// "l" resolves to the root; the whiteout removes the symlink, so the
+	// next "l/x" goes into a new directory l, not into the root.
+	root := t.TempDir()
+	apply(t, root, ApplyOptions{Whiteouts: WhiteoutRemove},
+		symlink("l", "."), file("l/a", "1"), file("l/.wh.l", ""), file("l/x", "2"))
+	checkTree(t, root, "a:1", "l/", "l/x:2")
+
+	// "l/l" replaces the symlink l (reached through itself) with a file:
+	// "l/z" no longer has a directory to go into.
+	root = t.TempDir()
+	_, err := Apply(context.Background(), root, bytes.NewReader(buildTar(t,
+		symlink("l", "."), file("l/l", "x"), file("l/z", "z"))), ApplyOptions{})
+	if err == nil {
+		t.Error("apply through a symlink replaced by a file: no error")
+	}
+	if _, err := os.Lstat(filepath.Join(root, "z")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("z was written through the replaced symlink: %v", err)
+	}
+
+	// A directory replaced by a file, then by a directory again, with
+	// entries below it each time.
+	root = t.TempDir()
+	apply(t, root, ApplyOptions{},
+		dir("r"), file("r/a", "1"), file("r", "file"), dir("r"), file("r/b", "2"),
+		file("s/a", "1"), symlink("s", "r"), file("s/c", "3"))
+	checkTree(t, root, "r/", "r/b:2", "r/c:3", "s->r")
+}
+
+// Owner and mode come out as the entry says also where creation gives
+// something else: a setgid directory (its group), a default ACL (not the
+// umask).
+func TestApplyOwnerAndModeAtCreation(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("foreign groups need root")
+	}
+	// A default ACL of user::rwx group::rwx other::--- (version 2).
+	acl := []byte{2, 0, 0, 0, 1, 0, 7, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 7, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
+	root := t.TempDir()
+	apply(t, root, ApplyOptions{},
+		entry{name: "g", typ: tar.TypeDir, mode: 0o2775, gid: 50},
+		entry{name: "g/root", body: "r"},
+		entry{name: "g/staff", body: "s", gid: 50},
+		entry{name: "g/lnk", typ: tar.TypeSymlink, link: "root"},
+		entry{name: "acl", typ: tar.TypeDir, mode: 0o755, xattrs: map[string]string{"system.posix_acl_default": string(acl)}},
+		entry{name: "acl/f", body: "f", mode: 0o644},
+		entry{name: "acl/x", body: "x", mode: 0o755, uid: 3},
+	)
+	tests := []struct {
+		name     string
+		uid, gid uint32
+		perm     uint32
+	}{
+		{"g/root", 0, 0, 0o644}, {"g/staff", 0, 50, 0o644}, {"g/lnk", 0, 0, 0o777},
+		{"acl/f", 0, 0, 0o644}, {"acl/x", 3, 0, 0o755},
+	}
+	for _, tt := range tests {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, tt.name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != tt.uid || st.Gid != tt.gid || st.Mode&0o7777 != tt.perm {
+			t.Errorf("%s: %d:%d %#o, want %d:%d %#o", tt.name, st.Uid, st.Gid, st.Mode&0o7777, tt.uid, tt.gid, tt.perm)
+		}
+	}
+}
+
+// A parent that does not resolve inside the root (a symlink to a path the
+// root lacks) is not replaced by a directory, and the lower directory's
+// mode is never applied through it.
+func TestApplyImplicitParentThroughSymlink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("owners of the lower directory need root")
+	}
+	base := t.TempDir()
+	lower, upper, outside := filepath.Join(base, "l"), filepath.Join(base, "u"), filepath.Join(base, "outside")
+	for _, d := range []string{lower, upper, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(t, lower, ApplyOptions{}, entry{name: "a", typ: tar.TypeDir, mode: 0o777, uid: 1234, gid: 1234})
+	_, err := Apply(context.Background(), upper, bytes.NewReader(buildTar(t, symlink("a", outside), file("a/x", "x"))),
+		ApplyOptions{Whiteouts: WhiteoutOverlay, Parents: []string{lower}})
+	if err == nil {
+		t.Error("apply below a symlink that leads nowhere inside the root: no error")
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(outside, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o7777 != 0o755 || st.Uid != 0 {
+		t.Errorf("the symlink's target outside the root changed: %#o %d:%d", st.Mode&0o7777, st.Uid, st.Gid)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("written outside the root: %v", ents)
+	}
+}

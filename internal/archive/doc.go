@@ -5,5 +5,7 @@
 // xattrs, times, device nodes and hardlinks, and turns OCI whiteouts either
 // into deletions (WhiteoutRemove, for the native snapshotter) or into the
 // 0:0 character devices and trusted.overlay.opaque xattrs that overlayfs
-// reads (WhiteoutOverlay). Decompress sniffs gzip, zstd, bzip2 or plain.
+// reads (WhiteoutOverlay). ApplyDetached writes a layer in overlay form
+// before its lower layers exist, leaving what needs them to Detached.Fix.
+// Decompress sniffs gzip, zstd, bzip2 or plain.
 package archive

@@ -78,3 +78,19 @@ type Snapshotter interface {
 	Usage(ctx context.Context, key string) (Usage, error)
 	Close() error
 }
+
+// ParentCommitter is implemented by snapshotters whose committed snapshots
+// hold only their own layer's changes, in overlayfs' form (whiteouts as 0:0
+// character devices, opaque directories by xattr), so that a layer can be
+// written before its parent exists: Prepare(key, "") gives an empty
+// writable directory, the caller writes the layer into it in that form and
+// CommitOnto(name, key, parent) commits it on top of parent, which must be
+// committed by then. The overlay snapshotter implements it; the native one,
+// whose snapshots are full copies of their parents, does not.
+type ParentCommitter interface {
+	// CommitOnto is Commit of the active snapshot key, which was prepared
+	// with no parent, as name with parent as its parent. A key with a
+	// parent, or a parent not committed, is ErrFailedPrecondition; a
+	// missing key or parent ErrNotFound; a taken name ErrAlreadyExists.
+	CommitOnto(ctx context.Context, name, key, parent string) error
+}

@@ -4,5 +4,10 @@
 // internal/archive straight into the snapshot's directory (an overlay upper
 // directory with overlay whiteouts, or a native copy with whiteouts as
 // deletions, without mounting), checked against config.rootfs.diff_ids and
-// committed; layers that already exist are skipped.
+// committed; layers that already exist are skipped. With a snapshotter that
+// can commit a layer onto its parent after writing it
+// (snapshot.ParentCommitter: overlay), the layers are extracted at once
+// (archive.ApplyDetached, at most GOMAXPROCS but at least 2 at a time), then
+// fixed up and committed in order (parallel.go); the native snapshotter,
+// whose snapshots are full copies, applies them one after the other.
 package unpack

@@ -3,6 +3,7 @@ package unpack
 import (
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/gantry-project/gantry/internal/errdefs"
 )
@@ -50,8 +51,8 @@ type limitReader struct {
 	r          io.Reader
 	lim        Limits
 	compressed int64
-	n          int64  // bytes of this layer
-	image      *int64 // bytes of every layer so far
+	n          int64         // bytes of this layer
+	image      *atomic.Int64 // bytes of every layer so far (layers may be applied at once)
 	err        error
 }
 
@@ -61,11 +62,11 @@ func (l *limitReader) Read(b []byte) (int, error) {
 	}
 	n, err := l.r.Read(b)
 	l.n += int64(n)
-	*l.image += int64(n)
+	image := l.image.Add(int64(n))
 	switch {
 	case l.lim.MaxLayerSize >= 0 && l.n > l.lim.MaxLayerSize:
 		l.err = fmt.Errorf("uncompressed layer exceeds the limit of %d bytes per layer: %w", l.lim.MaxLayerSize, errdefs.ErrInvalidArgument)
-	case l.lim.MaxImageSize >= 0 && *l.image > l.lim.MaxImageSize:
+	case l.lim.MaxImageSize >= 0 && image > l.lim.MaxImageSize:
 		l.err = fmt.Errorf("uncompressed layers exceed the limit of %d bytes per image: %w", l.lim.MaxImageSize, errdefs.ErrInvalidArgument)
 	case l.lim.MaxRatio >= 0 && l.lim.RatioFloor >= 0 && l.n > l.lim.RatioFloor && l.n > l.lim.MaxRatio*max(l.compressed, 1):
 		l.err = fmt.Errorf("layer of %d bytes expands past %d bytes, more than %d times its size (a decompression bomb?): %w",

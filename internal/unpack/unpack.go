@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -59,7 +60,7 @@ func UnpackWithLimits(ctx context.Context, cs *content.Store, sn snapshot.Snapsh
 
 func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers []ocispec.Descriptor, rootfs ocispec.RootFS, lim Limits) (string, error) {
 	lim = lim.withDefaults()
-	var total int64
+	var total atomic.Int64
 	if rootfs.Type != "layers" {
 		return "", fmt.Errorf("config.rootfs.type %q, want \"layers\": %w", rootfs.Type, errdefs.ErrInvalidArgument)
 	}
@@ -72,6 +73,9 @@ func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers 
 		}
 	}
 	chain := ChainIDs(rootfs.DiffIDs)
+	if pc, ok := sn.(snapshot.ParentCommitter); ok && len(layers) > 1 {
+		return unpackParallel(ctx, cs, sn, pc, layers, rootfs.DiffIDs, chain, lim, &total)
+	}
 	parent := ""
 	for i, layer := range layers {
 		id := chain[i].String()
@@ -91,7 +95,7 @@ func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers 
 
 // unpackOne makes sure the committed snapshot id exists, unpacking layer i
 // onto parent if it does not. The caller holds the layer's lock.
-func unpackOne(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, lim Limits, total *int64) error {
+func unpackOne(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, lim Limits, total *atomic.Int64) error {
 	info, err := sn.Stat(ctx, id)
 	switch {
 	case err == nil && info.Kind == snapshot.KindCommitted:
@@ -105,12 +109,11 @@ func unpackOne(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i in
 	}
 }
 
-func applyLayer(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, lim Limits, total *int64) (retErr error) {
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
+func applyLayer(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, lim Limits, total *atomic.Int64) (retErr error) {
+	key, err := extractKey(id)
+	if err != nil {
 		return err
 	}
-	key := fmt.Sprintf("extract-%s-%s", hex.EncodeToString(rnd[:]), id)
 	mounts, err := sn.Prepare(ctx, key, parent)
 	if err != nil {
 		return fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
@@ -159,6 +162,15 @@ func applyLayer(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i i
 		return fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
 	}
 	return nil
+}
+
+// extractKey names the active snapshot a layer is extracted into.
+func extractKey(id string) (string, error) {
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("extract-%s-%s", hex.EncodeToString(rnd[:]), id), nil
 }
 
 // applyTarget picks the directory to extract into from an active snapshot's

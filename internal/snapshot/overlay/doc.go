@@ -5,6 +5,8 @@
 // active snapshot's fs/ and work/ are the upper and work directories of an
 // overlay mount whose lower directories are the fs/ directories of its
 // parent chain. Metadata lives in <root>/metadata.db (internal/snapshot/storage).
+// CommitOnto commits a snapshot prepared with no parent onto a parent (its
+// fs/ written in overlay form), so that layers can be extracted in parallel.
 //
 // Lower-directory limit: mount(2) copies at most one page (4096 bytes) of
 // options. With absolute paths each layer costs len(root)+len("/snapshots/")

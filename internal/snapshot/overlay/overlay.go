@@ -21,7 +21,10 @@ type Snapshotter struct {
 	ms   *storage.Store
 }
 
-var _ snapshot.Snapshotter = (*Snapshotter)(nil)
+var (
+	_ snapshot.Snapshotter     = (*Snapshotter)(nil)
+	_ snapshot.ParentCommitter = (*Snapshotter)(nil)
+)
 
 // New opens (creating if needed) an overlay snapshotter in root. It fails if
 // overlayfs cannot be mounted there (no kernel support, no privilege, or a
@@ -202,6 +205,22 @@ func (s *Snapshotter) Commit(ctx context.Context, name, key string) error {
 		return fmt.Errorf("commit snapshot %q as %q: %w", key, name, err)
 	}
 	if err := s.ms.Commit(ctx, name, key); err != nil {
+		return err
+	}
+	_ = os.RemoveAll(filepath.Join(s.dir(sn.ID), "work"))
+	return nil
+}
+
+// CommitOnto commits the active snapshot key, prepared with no parent and
+// written in overlay form, as name on top of the committed snapshot parent
+// (see snapshot.ParentCommitter). The layer's directory stays as it is: a
+// snapshot's directory holds only its own layer.
+func (s *Snapshotter) CommitOnto(ctx context.Context, name, key, parent string) error {
+	sn, _, err := s.ms.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("commit snapshot %q as %q onto %q: %w", key, name, parent, err)
+	}
+	if err := s.ms.CommitOnto(ctx, name, key, parent); err != nil {
 		return err
 	}
 	_ = os.RemoveAll(filepath.Join(s.dir(sn.ID), "work"))

@@ -188,6 +188,19 @@ func (s *Store) Get(ctx context.Context, key string) (Snapshot, []string, error)
 // Commit renames the active snapshot key to name and marks it committed, in
 // one transaction. The directory (named by id) does not move.
 func (s *Store) Commit(ctx context.Context, name, key string) error {
+	return s.commit(ctx, name, key, "", false)
+}
+
+// CommitOnto is Commit of the active snapshot key, which has no parent, that
+// also makes the committed snapshot parent its parent.
+func (s *Store) CommitOnto(ctx context.Context, name, key, parent string) error {
+	if parent == "" {
+		return fmt.Errorf("commit snapshot %q onto a parent: empty parent: %w", key, errdefs.ErrInvalidArgument)
+	}
+	return s.commit(ctx, name, key, parent, true)
+}
+
+func (s *Store) commit(ctx context.Context, name, key, parent string, setParent bool) error {
 	if name == "" {
 		return fmt.Errorf("commit snapshot %q: empty name: %w", key, errdefs.ErrInvalidArgument)
 	}
@@ -210,6 +223,22 @@ func (s *Store) Commit(ctx context.Context, name, key string) error {
 			return err
 		} else if ok {
 			return fmt.Errorf("commit snapshot %q as %q: %w", key, name, errdefs.ErrAlreadyExists)
+		}
+		if setParent {
+			if sn.Parent != "" {
+				return fmt.Errorf("commit snapshot %q onto %q: it already has the parent %q: %w", key, parent, sn.Parent, errdefs.ErrFailedPrecondition)
+			}
+			p, ok, err := get(b, parent)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("commit snapshot %q onto %q: parent: %w", key, parent, errdefs.ErrNotFound)
+			}
+			if p.Kind != snapshot.KindCommitted {
+				return fmt.Errorf("commit snapshot %q onto %q: the parent is %s, not committed: %w", key, parent, p.Kind, errdefs.ErrFailedPrecondition)
+			}
+			sn.Parent = parent
 		}
 		if err := b.Delete([]byte(key)); err != nil {
 			return err

@@ -32,6 +32,7 @@ func Run(t *testing.T, newSnapshotter NewFunc) {
 		{"Usage", testUsage},
 		{"DeepChain", testDeepChain},
 		{"ReadOnlyView", testReadOnlyView},
+		{"CommitOnto", testCommitOnto},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -365,4 +366,76 @@ func testReopen(t *testing.T, newSnapshotter NewFunc) {
 	Use(t, mustMounts(t)(sn.View(ctx, "v", "a")), func(dir string) {
 		expect(t, dir, map[string]string{"f": "x"})
 	})
+}
+
+// testCommitOnto (snapshotters that implement snapshot.ParentCommitter):
+// layers written in overlay form before their parent exists, then
+// committed in order onto it, show the same tree as layers prepared on
+// their parents; the errors of CommitOnto.
+func testCommitOnto(t *testing.T, ctx context.Context, sn snapshot.Snapshotter) {
+	pc, ok := sn.(snapshot.ParentCommitter)
+	if !ok {
+		t.Skip("the snapshotter has no CommitOnto")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("overlay whiteouts need root")
+	}
+	// Both layers are written before either is committed.
+	keys := []string{"l0-active", "l1-active"}
+	dirs := make([]string, 2)
+	for i, k := range keys {
+		mounts := mustMounts(t)(sn.Prepare(ctx, k, ""))
+		if len(mounts) != 1 || mounts[0].Type != "bind" {
+			t.Fatalf("prepare %q with no parent: mounts %v, want one bind mount", k, mounts)
+		}
+		dirs[i] = mounts[0].Source
+	}
+	write(t, dirs[1], "b.txt", "b")
+	write(t, dirs[1], "d/new", "n")
+	if err := unix.Mknod(filepath.Join(dirs[1], "gone"), unix.S_IFCHR, 0); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dirs[0], "a.txt", "a")
+	write(t, dirs[0], "gone", "g")
+	write(t, dirs[0], "d/old", "o")
+
+	// Onto a parent that is missing, or not committed yet.
+	if err := pc.CommitOnto(ctx, "l1", keys[1], "l0"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("commit onto a missing parent: got %v, want ErrNotFound", err)
+	}
+	if err := pc.CommitOnto(ctx, "l1", keys[1], keys[0]); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("commit onto an active parent: got %v, want ErrFailedPrecondition", err)
+	}
+	if err := sn.Commit(ctx, "l0", keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.CommitOnto(ctx, "l1", keys[1], "l0"); err != nil {
+		t.Fatalf("commit onto l0: %v", err)
+	}
+	if info := mustInfo(t)(sn.Stat(ctx, "l1")); info.Kind != snapshot.KindCommitted || info.Parent != "l0" {
+		t.Errorf("stat l1: %+v", info)
+	}
+	if _, err := sn.Stat(ctx, keys[1]); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("stat %s after commit: got %v, want ErrNotFound", keys[1], err)
+	}
+	Use(t, mustMounts(t)(sn.View(ctx, "v", "l1")), func(dir string) {
+		expect(t, dir, map[string]string{"a.txt": "a", "b.txt": "b", "d/old": "o", "d/new": "n", "gone": ""})
+	})
+	// l0 is l1's parent now.
+	if err := sn.Remove(ctx, "l0"); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("remove the parent l0: got %v, want ErrFailedPrecondition", err)
+	}
+
+	// A key that has a parent, a name that is taken.
+	mustMounts(t)(sn.Prepare(ctx, "on-l1", "l1"))
+	if err := pc.CommitOnto(ctx, "x", "on-l1", "l0"); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("commit onto of a key with a parent: got %v, want ErrFailedPrecondition", err)
+	}
+	mustMounts(t)(sn.Prepare(ctx, "free", ""))
+	if err := pc.CommitOnto(ctx, "l1", "free", "l0"); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Errorf("commit onto a taken name: got %v, want ErrAlreadyExists", err)
+	}
+	if err := pc.CommitOnto(ctx, "y", "missing", "l0"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("commit onto of a missing key: got %v, want ErrNotFound", err)
+	}
 }
