@@ -36,7 +36,13 @@ type images struct {
 }
 
 func newImageStore(db *metadata.DB, cs *content.Store, sn snapshot.Snapshotter, ropts remote.Options) (imageStore, error) {
-	return &images{svc: image.New(db, cs, sn), cs: cs, remote: ropts}, nil
+	svc := image.New(db, cs, sn)
+	// What a gantryd killed during a pull leased goes to that pull's retry
+	// lease now, not at the next Pull or Remove.
+	if err := svc.RecoverLeases(context.Background()); err != nil {
+		return nil, fmt.Errorf("recover the leases of interrupted pulls: %w", err)
+	}
+	return &images{svc: svc, cs: cs, remote: ropts}, nil
 }
 
 var _ services.Images = (*images)(nil)

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/gantry-project/gantry/internal/content"
@@ -388,5 +390,74 @@ func TestPullNoSpace(t *testing.T) {
 	}
 	if err := cs.Verify(ctx, digest.Digest(large)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecoverLeasesOfKilledPull: the lease of a pull whose process was
+// killed (another owner) moves what exists of it to the retry lease of its
+// image, as a failed pull's would; a killed import's lease goes; leases of
+// this process and others' leases stay.
+func TestRecoverLeasesOfKilledPull(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	var present []digest.Digest
+	for _, b := range []string{"one", "two"} {
+		d := digest.FromString(b)
+		w, err := s.Content.Writer(ctx, "test-"+b, ocispec.Descriptor{Digest: d, Size: int64(len(b))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte(b)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		present = append(present, d)
+	}
+	missing := digest.FromString("never written")
+	retry := retryLeaseID("default", "docker.io/library/killed:latest")
+	killedPull := "pull-0123456789ab-00112233aabbccdd." + strings.TrimPrefix(retry, retryLeasePrefix)
+	killedImport := "import-0123456789ab-00112233aabbccdd"
+	oldFormat := "pull-00112233aabbccdd"
+	live := pullLeaseID(retryLeaseID("default", "docker.io/library/live:latest"))
+	other := "cri-sandbox-1"
+	for _, id := range []string{killedPull, killedImport, oldFormat, live, other} {
+		if err := s.DB.AddLease(ctx, id, append(slices.Clone(present), missing), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RecoverLeases(ctx); err != nil {
+		t.Fatal(err)
+	}
+	leases, err := s.DB.ListLeases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]digest.Digest{}
+	for _, l := range leases {
+		got[l.ID] = l.Blobs
+	}
+	for _, id := range []string{killedPull, killedImport, oldFormat} {
+		if _, ok := got[id]; ok {
+			t.Errorf("lease %s of a killed process kept", id)
+		}
+	}
+	for _, id := range []string{live, other} {
+		if len(got[id]) != 3 {
+			t.Errorf("lease %s = %v, want it untouched", id, got[id])
+		}
+	}
+	if b, ok := got[retry]; !ok || !slices.Equal(b, present) {
+		t.Errorf("retry lease %s = %v (exists %v), want the blobs that exist %v", retry, b, ok, present)
+	}
+	// A collection now keeps the killed pull's blobs for its retry.
+	if _, err := s.DB.GarbageCollect(ctx, s.Content, s.Snapshotter, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range present {
+		if _, err := s.Content.Info(ctx, d); err != nil {
+			t.Errorf("blob %s of the killed pull collected: %v", d, err)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package image
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -45,19 +47,33 @@ func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options)
 	if opts.Platform.OS == "" {
 		opts.Platform = s.platform()
 	}
+	if err := s.RecoverLeases(ctx); err != nil {
+		return metadata.Image{}, fmt.Errorf("pull %s: %w", name, err)
+	}
 	if err := s.expireRetryLeases(ctx); err != nil {
 		return metadata.Image{}, fmt.Errorf("pull %s: %w", name, err)
 	}
-	lease := newLeaseID("pull")
+	retry := retryLeaseID(ns, name)
+	lease := pullLeaseID(retry)
 	if err := s.DB.AddLease(ctx, lease, nil, nil); err != nil {
 		return metadata.Image{}, fmt.Errorf("pull %s: lease: %w", name, err)
 	}
-	retry := retryLeaseID(ns, name)
+	// Lease each blob (index and manifests too) before the pull looks it
+	// up or writes it, so that a collection meanwhile keeps it; only the
+	// config and layers (those Progress reports) are worth keeping for a
+	// retry.
+	var mu sync.Mutex
+	leased := map[digest.Digest]bool{}
+	data := map[digest.Digest]bool{}
 	defer func() {
 		// A fresh context: the cleanup must run even if ctx was cancelled.
 		cctx := context.WithoutCancel(ctx)
 		if retErr != nil {
-			if err := s.keepForRetry(cctx, lease, retry); err != nil {
+			mu.Lock()
+			keep := func(d digest.Digest) bool { return data[d] }
+			err := s.keepForRetry(cctx, lease, retry, keep)
+			mu.Unlock()
+			if err != nil {
 				retErr = errors.Join(retErr, fmt.Errorf("pull %s: keep for a retry: %w", name, err))
 			}
 		} else if err := s.DB.DeleteLease(cctx, retry); err != nil && !errdefs.IsNotFound(err) {
@@ -72,16 +88,25 @@ func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options)
 			}
 		}
 	}()
-	// Lease each blob as soon as the download starts.
-	var mu sync.Mutex
-	leased := map[digest.Digest]bool{}
+	userLease := opts.Lease
+	opts.Lease = func(lctx context.Context, d digest.Digest) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !leased[d] {
+			if err := s.DB.AddLease(lctx, lease, []digest.Digest{d}, nil); err != nil {
+				return err
+			}
+			leased[d] = true
+		}
+		if userLease != nil {
+			return userLease(lctx, d)
+		}
+		return nil
+	}
 	userProgress := opts.Progress
 	opts.Progress = func(p remote.Progress) {
 		mu.Lock()
-		if !leased[p.Digest] && p.Digest != "" {
-			leased[p.Digest] = true
-			_ = s.DB.AddLease(context.WithoutCancel(ctx), lease, []digest.Digest{p.Digest}, nil)
-		}
+		data[p.Digest] = true
 		mu.Unlock()
 		if userProgress != nil {
 			userProgress(p)
@@ -98,6 +123,11 @@ func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options)
 	if err := s.DB.AddLease(ctx, lease, append(r.Blobs(), target.Digest), r.ChainIDs); err != nil {
 		return metadata.Image{}, fmt.Errorf("pull %s: lease: %w", name, err)
 	}
+	mu.Lock()
+	for _, d := range append(r.Blobs(), target.Digest) {
+		data[d] = true // the whole image is fetched: a failed unpack keeps it all
+	}
+	mu.Unlock()
 	if _, err := unpack.UnpackWithLimits(ctx, s.Content, s.Snapshotter, r.Parsed, r.Config, s.UnpackLimits); err != nil {
 		return metadata.Image{}, fmt.Errorf("pull %s: unpack: %w", name, err)
 	}
@@ -108,9 +138,65 @@ func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options)
 	return s.DB.GetImage(ctx, ns, name)
 }
 
+// processLeaseOwner marks the pull and import leases this process takes: a
+// lease of another owner belongs to a gantryd that was killed (only one
+// runs on a root), and RecoverLeases takes it over.
+var processLeaseOwner = newLeaseOwner()
+
+func newLeaseOwner() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// pullLeaseID names the lease of one pull: "pull-<owner>-<random>.<h>",
+// where pull-retry-<h> is the retry lease of the image it pulls.
+func pullLeaseID(retry string) string {
+	return newLeaseID("pull") + "." + strings.TrimPrefix(retry, retryLeasePrefix)
+}
+
+// RecoverLeases takes over the leases of pulls and imports that a killed
+// process left (those of another owner than this process): what a killed
+// pull verified moves to the retry lease of the image it pulled, as if the
+// pull had failed, and the leases go. Pull and Remove call it; a daemon may
+// call it once at start so that a collection right after a crash does not
+// have to wait for them. Leases this process holds are untouched.
+func (s *Service) RecoverLeases(ctx context.Context) error {
+	leases, err := s.DB.ListLeases(ctx)
+	if err != nil {
+		return fmt.Errorf("recover leases: %w", err)
+	}
+	for _, l := range leases {
+		var rest string
+		switch {
+		case strings.HasPrefix(l.ID, retryLeasePrefix):
+			continue
+		case strings.HasPrefix(l.ID, "pull-"):
+			rest = strings.TrimPrefix(l.ID, "pull-")
+		case strings.HasPrefix(l.ID, "import-"):
+			rest = strings.TrimPrefix(l.ID, "import-")
+		default:
+			continue // not ours to judge
+		}
+		if owner, _, ok := strings.Cut(rest, "-"); ok && owner == processLeaseOwner {
+			continue
+		}
+		if _, h, ok := strings.Cut(rest, "."); ok && strings.HasPrefix(l.ID, "pull-") && h != "" {
+			if err := s.keepForRetry(ctx, l.ID, retryLeasePrefix+h, nil); err != nil {
+				return fmt.Errorf("recover lease %s: %w", l.ID, err)
+			}
+		}
+		if err := s.DB.DeleteLease(ctx, l.ID); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("recover lease %s: %w", l.ID, err)
+		}
+	}
+	return nil
+}
+
 // keepForRetry adds what the lease holds (the blobs and snapshots of a
-// failed pull, those that exist) to the retry lease.
-func (s *Service) keepForRetry(ctx context.Context, lease, retry string) error {
+// failed pull, those that exist, and of the blobs only those keep accepts
+// if it is set) to the retry lease.
+func (s *Service) keepForRetry(ctx context.Context, lease, retry string, keep func(digest.Digest) bool) error {
 	leases, err := s.DB.ListLeases(ctx)
 	if err != nil {
 		return err
@@ -121,6 +207,9 @@ func (s *Service) keepForRetry(ctx context.Context, lease, retry string) error {
 		}
 		var blobs []digest.Digest
 		for _, d := range l.Blobs {
+			if keep != nil && !keep(d) {
+				continue
+			}
 			if _, err := s.Content.Info(ctx, d); err == nil {
 				blobs = append(blobs, d)
 			}

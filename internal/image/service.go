@@ -54,10 +54,12 @@ func NormalizeName(ref string) (string, error) {
 	return r.String(), nil
 }
 
+// newLeaseID names a lease of this process: "<prefix>-<owner>-<random>"
+// (RecoverLeases tells a killed process's leases by the owner).
 func newLeaseID(prefix string) string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	return prefix + "-" + hex.EncodeToString(b)
+	return prefix + "-" + processLeaseOwner + "-" + hex.EncodeToString(b)
 }
 
 // chainIDs returns the snapshot names unpack commits for diffIDs.
@@ -215,6 +217,9 @@ func (s *Service) Remove(ctx context.Context, ns, name string) (metadata.GCRepor
 		return metadata.GCReport{}, fmt.Errorf("remove %s: %w", name, err)
 	}
 	if err := s.DB.DeleteImage(ctx, ns, img.Name); err != nil {
+		return metadata.GCReport{}, fmt.Errorf("remove %s: %w", img.Name, err)
+	}
+	if err := s.RecoverLeases(ctx); err != nil {
 		return metadata.GCReport{}, fmt.Errorf("remove %s: %w", img.Name, err)
 	}
 	rep, err := s.DB.GarbageCollect(ctx, s.Content, s.Snapshotter, false)

@@ -19,6 +19,11 @@ import (
 // download (content.Store.Fetch), an interrupted ingest resumes with a Range
 // request, and each endpoint that can pull is tried in order.
 func (p *puller) fetchBlob(ctx context.Context, desc ocispec.Descriptor) error {
+	if err := p.lease(ctx, desc.Digest); err != nil {
+		err = fmt.Errorf("blob %s: %w", desc.Digest, err)
+		p.report(Progress{Digest: desc.Digest, MediaType: desc.MediaType, Total: desc.Size, Err: err})
+		return err
+	}
 	if _, err := p.cs.Info(ctx, desc.Digest); err == nil {
 		p.report(Progress{Digest: desc.Digest, MediaType: desc.MediaType, Total: desc.Size, Offset: desc.Size, Done: true})
 		return nil

@@ -36,6 +36,12 @@ type Options struct {
 	Platform ocispec.Platform
 	// Progress, when set, is called (never concurrently) as blobs download.
 	Progress func(Progress)
+	// Lease, when set, is called with the digest of every blob (index,
+	// manifest, config, layer) before Pull looks it up in the store or
+	// writes it there, so that the caller can protect it from a garbage
+	// collection running meanwhile (a manifest is not reported through
+	// Progress). An error fails the pull.
+	Lease func(ctx context.Context, dgst digest.Digest) error
 	// MaxConcurrent bounds the layers downloaded at once (default 3).
 	MaxConcurrent int
 	// MaxRetries bounds the retries of one request after a network error,
@@ -324,6 +330,9 @@ func (p *puller) manifestByDigest(ctx context.Context, desc ocispec.Descriptor) 
 	if desc.Size > MaxManifestSize {
 		return nil, fmt.Errorf("manifest %s: %d bytes, more than %d: %w", desc.Digest, desc.Size, MaxManifestSize, errdefs.ErrInvalidArgument)
 	}
+	if err := p.lease(ctx, desc.Digest); err != nil {
+		return nil, err
+	}
 	if b, err := p.cs.ReadAll(ctx, desc.Digest, MaxManifestSize); err == nil {
 		return b, nil
 	}
@@ -343,6 +352,9 @@ func (p *puller) manifestByDigest(ctx context.Context, desc ocispec.Descriptor) 
 
 // put stores a verified in-memory blob.
 func (p *puller) put(ctx context.Context, desc ocispec.Descriptor, body []byte) error {
+	if err := p.lease(ctx, desc.Digest); err != nil {
+		return err
+	}
 	return p.cs.Fetch(ctx, ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: int64(len(body))}, func(w *content.Writer) error {
 		if w.Offset() > 0 {
 			if err := w.Truncate(0); err != nil {
@@ -352,6 +364,17 @@ func (p *puller) put(ctx context.Context, desc ocispec.Descriptor, body []byte) 
 		_, err := w.Write(body)
 		return err
 	})
+}
+
+// lease calls Options.Lease for dgst, if set.
+func (p *puller) lease(ctx context.Context, dgst digest.Digest) error {
+	if p.opts.Lease == nil {
+		return nil
+	}
+	if err := p.opts.Lease(ctx, dgst); err != nil {
+		return fmt.Errorf("lease %s: %w", dgst, err)
+	}
+	return nil
 }
 
 func (p *puller) withRetry(ctx context.Context, fn func() (ocispec.Descriptor, []byte, error)) (ocispec.Descriptor, []byte, error) {

@@ -376,3 +376,58 @@ func TestPullWrongDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPullLeasesBeforeWriting: Options.Lease hears of every blob (index,
+// manifest, config, layers) before it is in the store, and its error fails
+// the pull before anything of that blob is written.
+func TestPullLeasesBeforeWriting(t *testing.T) {
+	r := registry.Start(t, registry.Options{})
+	idx := registry.PushMultiArch(t, r, "multi:latest")
+	cs := newStore(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	leased := map[digest.Digest]bool{}
+	target, m, _, err := Pull(ctx, cs, r.Ref("multi:latest"), Options{Platform: ocispec.Platform{OS: "linux", Architecture: "arm64"},
+		Lease: func(ctx context.Context, d digest.Digest) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, err := cs.Info(ctx, d); err == nil && !leased[d] {
+				t.Errorf("blob %s was in the store before it was leased", d)
+			}
+			leased[d] = true
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if target.Digest != idx.Digest {
+		t.Fatalf("target %s, want the index %s", target.Digest, idx.Digest)
+	}
+	var manifest digest.Digest
+	for _, d := range idx.Index.Manifests {
+		if d.Platform != nil && d.Platform.Architecture == "arm64" {
+			manifest = d.Digest
+		}
+	}
+	want := []digest.Digest{idx.Digest, manifest, m.Config.Digest}
+	for _, l := range m.Layers {
+		want = append(want, l.Digest)
+	}
+	for _, d := range want {
+		if !leased[d] {
+			t.Errorf("blob %s was never leased (leased: %v)", d, leased)
+		}
+	}
+
+	// A lease that fails stops the pull before the blob is written.
+	cs2 := newStore(t)
+	boom := errors.New("no lease today")
+	_, _, _, err = Pull(ctx, cs2, r.Ref("multi:latest"), Options{Lease: func(context.Context, digest.Digest) error { return boom }})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), idx.Digest.String()) {
+		t.Fatalf("pull with a failing lease: %v; want it, naming %s", err, idx.Digest)
+	}
+	n := 0
+	if err := cs2.Walk(ctx, func(content.Info) error { n++; return nil }); err != nil || n != 0 {
+		t.Fatalf("%d blobs written although their lease failed (%v)", n, err)
+	}
+}

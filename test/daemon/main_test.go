@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/test/testcgroup"
 )
 
 // binDir holds gantryd and gantry, built once by TestMain.
@@ -72,6 +74,9 @@ type daemonEnv struct {
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan error
+	// cgroupParent is the daemon's cgroup_parent unless a test's config
+	// names another; removed at the end of the test.
+	cgroupParent string
 }
 
 // newEnv lays out the directories and a config whose registry config dir is
@@ -88,14 +93,26 @@ func newEnv(t *testing.T) *daemonEnv {
 		config:  filepath.Join(dir, "gantryd.toml"),
 		logPath: filepath.Join(dir, "gantryd.log"),
 	}
+	e.cgroupParent = "/gantry-e2e-" + filepath.Base(dir)
 	e.writeConfig("")
-	// Registered after t.TempDir, so it runs before the directory is removed.
-	t.Cleanup(func() { unmountBelow(t, dir) })
+	// Registered after t.TempDir, so it runs before the directory is
+	// removed, and before start's, so it runs after gantryd has stopped.
+	t.Cleanup(func() {
+		unmountBelow(t, dir)
+		if err := testcgroup.Remove(e.cgroupParent); err != nil {
+			t.Error(err)
+		}
+	})
 	return e
 }
 
 func (e *daemonEnv) writeConfig(extra string) {
 	e.t.Helper()
+	if !strings.Contains(extra, "cgroup_parent") {
+		// Each daemon's containers in cgroups of their own: `system check`
+		// must not see another test's (or the host's) containers.
+		extra = fmt.Sprintf("cgroup_parent = %q\n%s", e.cgroupParent, extra)
+	}
 	body := fmt.Sprintf("log_level = \"debug\"\n%s\n[registry]\nconfig_dir = %q\n", extra, filepath.Join(e.dir, "etc"))
 	if err := os.WriteFile(e.config, []byte(body), 0o600); err != nil {
 		e.t.Fatal(err)

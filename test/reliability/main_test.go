@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gantry-project/gantry/test/clients"
+	"github.com/gantry-project/gantry/test/testcgroup"
 )
 
 var (
@@ -116,7 +117,9 @@ func newEnv(t *testing.T, extra ...string) *env {
 	t.Cleanup(func() {
 		killProcessesOf(t, dir)
 		unmountBelow(t, dir)
-		removeCgroups(t, e.cgroupParent)
+		if err := testcgroup.Remove(e.cgroupParent); err != nil {
+			t.Error(err)
+		}
 		if t.Failed() {
 			t.Logf("gantryd log (tail):\n%s", tail(e.log(), 40))
 		}
@@ -325,7 +328,7 @@ func (e *env) assertClean() {
 	if out := e.mustGantry("snapshot", "ls"); strings.Contains(out, "container/") {
 		e.t.Errorf("container snapshot left:\n%s", out)
 	}
-	if cg := cgroupsUnder(e.cgroupParent); len(cg) > 0 {
+	if cg := testcgroup.Under(e.cgroupParent); len(cg) > 0 {
 		e.t.Errorf("cgroups left: %v", cg)
 	}
 	if out, code := e.systemCheck(); code != 0 {
@@ -453,76 +456,6 @@ func unmountBelow(t *testing.T, dir string) {
 		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
 			t.Errorf("unmount %s: %v", p, err)
 		}
-	}
-}
-
-// cgroupDirs returns <hierarchy>/<parent> for every mounted hierarchy.
-func cgroupDirs(parent string) []string {
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		return []string{filepath.Join("/sys/fs/cgroup", parent)}
-	}
-	var out []string
-	ents, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, e := range ents {
-		if e.IsDir() && e.Type()&os.ModeSymlink == 0 {
-			out = append(out, filepath.Join("/sys/fs/cgroup", e.Name(), parent))
-		}
-	}
-	return out
-}
-
-// cgroupsUnder lists the cgroups below the parent, in every hierarchy.
-func cgroupsUnder(parent string) []string {
-	var out []string
-	for _, d := range cgroupDirs(parent) {
-		ents, _ := os.ReadDir(d)
-		for _, e := range ents {
-			if e.IsDir() {
-				out = append(out, filepath.Join(d, e.Name()))
-			}
-		}
-	}
-	return out
-}
-
-// removeCgroups kills what is in the cgroups below parent and removes
-// them and parent itself.
-func removeCgroups(t *testing.T, parent string) {
-	for _, d := range cgroupDirs(parent) {
-		if err := removeCgroupTree(d); err != nil {
-			t.Errorf("remove cgroup %s: %v", d, err)
-		}
-	}
-}
-
-func removeCgroupTree(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	for _, e := range ents {
-		if e.IsDir() {
-			if err := removeCgroupTree(filepath.Join(dir, e.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0o644)
-	for i := 0; ; i++ {
-		procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-		for _, f := range strings.Fields(string(procs)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		err := unix.Rmdir(dir)
-		if err == nil || errors.Is(err, unix.ENOENT) {
-			return nil
-		}
-		if i == 100 {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gantry-project/gantry/internal/task"
+	"github.com/gantry-project/gantry/test/testcgroup"
 )
 
 // counter writes "line N" every 100 ms.
@@ -369,7 +370,7 @@ func TestSystemCheckFindsAndPruneRepairs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cg := filepath.Join(cgroupDirs(e.cgroupParent)[0], "default-"+ghost)
+	cg := filepath.Join(testcgroup.Dirs(e.cgroupParent)[0], "default-"+ghost)
 	if err := os.MkdirAll(cg, 0o755); err != nil {
 		t.Fatal(err)
 	}
