@@ -20,6 +20,7 @@ build: ## build the binaries into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(GANTRY_LDFLAGS)" -o $(BIN)/gantryd ./cmd/gantryd
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(GANTRY_LDFLAGS)" -o $(BIN)/gantry ./cmd/gantry
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/gantry-shim ./cmd/gantry-shim
+	$(CC) -static -O2 -s -Wall -Wextra -Werror -o $(BIN)/gantry-init cmd/gantry-init/gantry-init.c
 
 PKG_TESTS := ./internal/... ./cmd/... ./client/... ./test/bundle/... ./test/probe/... ./test/conformance/... ./test/registry/... ./test/layout/...
 E2E_TESTS := ./test/integration/ ./test/clients/ ./test/daemon/ ./test/shim/ ./test/containers/ ./test/reliability/

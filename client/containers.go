@@ -37,6 +37,11 @@ func (c *Client) ListContainers(ctx context.Context) ([]*gantryv1.Container, err
 	return resp.GetContainers(), nil
 }
 
+// LabelAutoRemove on a container (value "true") says that its client
+// removes it once it exits, as `gantry run --rm` does: gantryd then has
+// its shim delete it with the runtime as soon as it exits.
+const LabelAutoRemove = "io.gantry.container.autoremove"
+
 // DeleteContainer removes a container, its task (force: even running),
 // bundle, log and snapshot (unless keepSnapshot).
 func (c *Client) DeleteContainer(ctx context.Context, ref string, force, keepSnapshot bool) (*gantryv1.Container, error) {

@@ -24,6 +24,10 @@
 #    sum of the Pss of the new processes (shims and containers, from
 #    /proc/PID/smaps_rollup) and the shims' Pss alone; and the daemon's RSS
 #    before and after.
+# BENCH_BASE=DIR also runs a second gantryd with the binaries of DIR (a
+# baseline build, on its own directories) and times its `gantry run --rm`
+# interleaved with the others: the medians of both and their ratio, under
+# the same load. BENCH_PODMAN=0 leaves podman out (it is the slowest).
 # BENCH_STRACE=1 also writes an `strace -f -tt` of gantryd (the one this
 # script started, never another) during one `gantry run --rm` to
 # $BENCH_STRACE_OUT (default ./bench-run.strace) for docs/performance.md's
@@ -39,6 +43,16 @@ bin="$(cd "${1:-$repo/bin}" && pwd)"
 runs="${BENCH_RUNS:-30}"
 ncont="${BENCH_CONTAINERS:-100}"
 ctr_memory="${BENCH_CTR_MEMORY:-1}"
+base_bin=""
+if [[ -n "${BENCH_BASE:-}" ]]; then
+	base_bin="$(cd "$BENCH_BASE" && pwd)"
+	for b in gantryd gantry gantry-shim gantry-oci; do
+		if [[ ! -x "$base_bin/$b" ]]; then
+			echo "bench-run.sh: $base_bin/$b: not an executable file" >&2
+			exit 2
+		fi
+	done
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
 	echo "bench-run.sh: needs root" >&2
@@ -62,6 +76,7 @@ done
 for t in podman conmon runc; do
 	command -v "$t" >/dev/null || { echo "bench-run.sh: $t not installed: skipping podman" >&2; have_podman=0; }
 done
+[[ "${BENCH_PODMAN:-1}" == 0 ]] && have_podman=0
 
 # Short: unix socket paths are limited to 108 bytes.
 work="$(mktemp -d /tmp/gbr.XXXXXX)"
@@ -75,6 +90,7 @@ run_dir_existed=0
 gantry_cg_existed=0
 [[ -d /sys/fs/cgroup/memory/gantry ]] && gantry_cg_existed=1
 gantryd_pid=""
+based_pid=""
 containerd_pid=""
 
 log() { echo "bench-run.sh: $*" >&2; }
@@ -132,6 +148,14 @@ cleanup() {
 		for _ in $(seq 100); do kill -0 "$gantryd_pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$gantryd_pid" 2>/dev/null
 	fi
+	if [[ -n "$based_pid" ]]; then
+		for id in $(gbase ps -a -q 2>/dev/null); do
+			gbase rm -f "$id" >/dev/null 2>&1
+		done
+		kill -TERM "$based_pid" 2>/dev/null
+		for _ in $(seq 100); do kill -0 "$based_pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$based_pid" 2>/dev/null
+	fi
 	if [[ -n "$containerd_pid" ]]; then
 		for id in $(ctrc task ls -q 2>/dev/null); do
 			ctrc task kill -s SIGKILL "$id" >/dev/null 2>&1
@@ -175,21 +199,28 @@ log "work directory $work"
 
 # gantry runs the CLI against our gantryd in our namespace.
 gantry() { "$bin/gantry" --address "$work/g/state/gantryd.sock" --namespace "$gns" "$@"; }
+# gbase does the same against the baseline's gantryd (BENCH_BASE).
+gbase() { "$base_bin/gantry" --address "$work/b/state/gantryd.sock" --namespace "$gns" "$@"; }
 
+# start_gantryd BIN DIR CLI PIDVAR: starts BIN/gantryd on DIR, sets the
+# variable PIDVAR to its pid, and imports the image with the CLI function
+# CLI.
 start_gantryd() {
-	mkdir -p "$work/g/etc"
-	printf 'log_level = "info"\n[registry]\nconfig_dir = "%s"\n' "$work/g/etc" >"$work/g/gantryd.toml"
-	"$bin/gantryd" --root "$work/g/root" --state "$work/g/state" \
-		--address "$work/g/state/gantryd.sock" --config "$work/g/gantryd.toml" \
-		</dev/null >"$work/g/gantryd.log" 2>&1 &
-	gantryd_pid=$!
+	local b="$1" d="$2" cli="$3" started_pid
+	mkdir -p "$d/etc"
+	printf 'log_level = "info"\n[registry]\nconfig_dir = "%s"\n' "$d/etc" >"$d/gantryd.toml"
+	"$b/gantryd" --root "$d/root" --state "$d/state" \
+		--address "$d/state/gantryd.sock" --config "$d/gantryd.toml" \
+		</dev/null >"$d/gantryd.log" 2>&1 &
+	started_pid=$!
+	printf -v "$4" %s "$started_pid"
 	for _ in $(seq 300); do
-		gantry version >/dev/null 2>&1 && break
-		kill -0 "$gantryd_pid" 2>/dev/null || { log "gantryd exited: $(tail -n 5 "$work/g/gantryd.log")"; exit 1; }
+		"$cli" version >/dev/null 2>&1 && break
+		kill -0 "$started_pid" 2>/dev/null || { log "gantryd exited: $(tail -n 5 "$d/gantryd.log")"; exit 1; }
 		sleep 0.1
 	done
-	gantry import "$work/busybox.tar" >/dev/null
-	gantry tag "$image_ref" busybox >/dev/null
+	"$cli" import "$work/busybox.tar" >/dev/null
+	"$cli" tag "$image_ref" busybox >/dev/null
 }
 
 # ctrc runs ctr against our containerd.
@@ -299,7 +330,8 @@ EOF
 	podmanc load --input "$work/busybox.tar" >/dev/null 2>&1
 }
 
-start_gantryd
+start_gantryd "$bin" "$work/g" gantry gantryd_pid
+[[ -n "$base_bin" ]] && start_gantryd "$base_bin" "$work/b" gbase based_pid
 ((have_ctr)) && start_containerd
 ((have_podman)) && setup_podman
 
@@ -330,14 +362,19 @@ median() {
 }
 
 : >"$work/t-gantry"
+: >"$work/t-base"
 : >"$work/t-ctr"
 : >"$work/t-podman"
 # One warm-up run of each (page cache, first-use set-up), not counted.
 time_cmd /dev/null "gantry run (warm-up)" gantry run --rm busybox /bin/true
+[[ -n "$base_bin" ]] && time_cmd /dev/null "baseline gantry run (warm-up)" gbase run --rm busybox /bin/true
 ((have_ctr)) && time_cmd /dev/null "ctr run (warm-up)" ctrc run --rm $(ctr_run_args warm) "$image_ref" warm /bin/true
 ((have_podman)) && time_cmd /dev/null "podman run (warm-up)" podmanc run --rm --network none --pull never --cgroup-parent "/$pod_cg" "$image_ref" /bin/true
 for ((i = 0; i < runs; i++)); do
 	time_cmd "$work/t-gantry" "gantry run" gantry run --rm busybox /bin/true
+	if [[ -n "$base_bin" ]]; then
+		time_cmd "$work/t-base" "baseline gantry run" gbase run --rm busybox /bin/true
+	fi
 	if ((have_ctr)); then
 		time_cmd "$work/t-ctr" "ctr run" ctrc run --rm $(ctr_run_args "r$i") "$image_ref" "r$i" /bin/true
 	fi
@@ -348,15 +385,19 @@ for ((i = 0; i < runs; i++)); do
 done
 
 mg=$(median "$work/t-gantry")
+mb=$(median "$work/t-base")
 mc=$(median "$work/t-ctr")
 mp=$(median "$work/t-podman")
 echo "run --rm busybox /bin/true, $runs runs each, interleaved (medians):"
-awk -v mg="$mg" -v mc="$mc" -v mp="$mp" \
-	-v ng="$(wc -l <"$work/t-gantry")" -v nc="$(wc -l <"$work/t-ctr")" -v np="$(wc -l <"$work/t-podman")" 'BEGIN {
+awk -v mg="$mg" -v mb="$mb" -v mc="$mc" -v mp="$mp" -v base="$base_bin" \
+	-v ng="$(wc -l <"$work/t-gantry")" -v nb="$(wc -l <"$work/t-base")" \
+	-v nc="$(wc -l <"$work/t-ctr")" -v np="$(wc -l <"$work/t-podman")" 'BEGIN {
 	show("gantry run (gantry-oci)", mg, ng)
+	if (base != "") show("baseline gantry run", mb, nb)
 	show("ctr run (runc)", mc, nc)
 	show("podman run (runc)", mp, np)
 	ratio("gantry/ctr", mg, mc)
+	if (base != "") { ratio("baseline/ctr", mb, mc); ratio("gantry/baseline", mg, mb) }
 	ratio("gantry/podman", mg, mp)
 }
 function show(name, m, n) {

@@ -12,6 +12,7 @@ pkgs=(
 	runc containerd podman docker-registry busybox-static
 	containernetworking-plugins libseccomp-dev pkg-config skopeo umoci
 	bats hyperfine strace jq
+	gcc libc6-dev # cgo of gantry-oci; gcc -static of gantry-init needs libc.a
 )
 
 if [[ "$(id -u)" != 0 ]]; then

@@ -39,6 +39,7 @@ func main() {
 	fs.BoolVar(&o.Stdin, "stdin", false, "keep the container's stdin open for Attach")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "bound on each runtime call")
 	fs.BoolVar(&o.NoPivot, "no-pivot", false, "pass --no-pivot to the runtime's create")
+	fs.BoolVar(&o.DeleteOnExit, "delete-on-exit", false, "run the runtime's delete as soon as the container exits (it is removed on exit)")
 	fs.Parse(args)
 
 	var err error

@@ -40,6 +40,53 @@ func Create(dir string, mounts []snapshot.Mount) error {
 	return nil
 }
 
+// CreateVolatile is Create with overlayfs's "volatile" option on every
+// writable overlay (one with an upperdir), for a container whose writable
+// layer is thrown away once it exits (`gantry run --rm`). The kernel then
+// never syncs that layer: not on the container's fsyncs, and above all
+// not when it is unmounted, which otherwise syncs the whole filesystem
+// below it, everybody's dirty data included (measured: 140-180 ms with
+// 200 MB dirty on /, against 2-6 ms volatile). The price: after a crash of
+// the machine the layer cannot be mounted again (the kernel refuses, as
+// its content may be incomplete), so such a container can then only be
+// removed; and the kernel keeps refusing a second mount even after a clean
+// unmount, which only `gantry start` of a stopped --rm container after a
+// reboot would need. On a kernel without the option (before Linux 5.10)
+// the rootfs is mounted as Create does.
+func CreateVolatile(dir string, mounts []snapshot.Mount) error {
+	vol, changed := volatileMounts(mounts)
+	if !changed {
+		return Create(dir, mounts)
+	}
+	if err := Create(dir, vol); err == nil {
+		return nil
+	}
+	return Create(dir, mounts)
+}
+
+// volatileMounts returns mounts with "volatile" added to the writable
+// overlays, and whether there was any.
+func volatileMounts(mounts []snapshot.Mount) ([]snapshot.Mount, bool) {
+	out := make([]snapshot.Mount, len(mounts))
+	changed := false
+	for i, m := range mounts {
+		out[i] = m
+		if m.Type != "overlay" {
+			continue
+		}
+		writable, has := false, false
+		for _, o := range m.Options {
+			writable = writable || strings.HasPrefix(o, "upperdir=")
+			has = has || o == "volatile"
+		}
+		if writable && !has {
+			out[i].Options = append(append([]string{}, m.Options...), "volatile")
+			changed = true
+		}
+	}
+	return out, changed
+}
+
 // Ensure mounts the rootfs again if it is not mounted (after a reboot
 // emptied the state directory, or a crash between steps).
 func Ensure(dir string, mounts []snapshot.Mount) error {

@@ -262,7 +262,7 @@ func newExecCommand(a *app) *cobra.Command {
 				code, err := a.runAttached(ctx, c, argv[0], execID, interactive, tty, func() error {
 					_, err := c.Exec(ctx, req)
 					return err
-				}, func() (*gantryv1.TaskState, error) { return c.Wait(ctx, argv[0], execID) })
+				}, func(ctx context.Context) (*gantryv1.TaskState, error) { return c.Wait(ctx, argv[0], execID) })
 				c.DeleteTask(context.WithoutCancel(ctx), argv[0], execID, false)
 				if err != nil {
 					return gantryError(err)

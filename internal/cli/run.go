@@ -97,7 +97,7 @@ func (f *containerFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.readOnly, "read-only", false, "mount the root filesystem read-only")
 	fl.BoolVar(&f.privileged, "privileged", false, "give every capability and device, no seccomp")
 	fl.StringVar(&f.network, "network", "none", "network: none or host")
-	fl.BoolVar(&f.init, "init", false, "run an init inside the container (not implemented)")
+	fl.BoolVar(&f.init, "init", false, "run gantry-init as PID 1: it forwards signals to the command and reaps zombies")
 	fl.StringVar(&f.runtime, "runtime", "", "runc-compatible runtime binary (default gantry-oci)")
 }
 
@@ -197,9 +197,6 @@ func (f *containerFlags) request(cmd *cobra.Command, argv []string) (*gantryv1.C
 		Privileged: f.privileged, CapAdd: f.capAdd, CapDrop: f.capDrop, Cpus: f.cpus,
 		PidsLimit: f.pidsLimit, Network: f.network, Tmpfs: f.tmpfs, Init: f.init,
 	}
-	if f.init {
-		return nil, exitError{ExitUsage, errors.New("--init: not implemented")}
-	}
 	if f.network != "none" && f.network != "host" {
 		return nil, usageError{fmt.Errorf("invalid --network %q: want none or host", f.network)}
 	}
@@ -285,6 +282,12 @@ func newRunCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if rm {
+				if req.Labels == nil {
+					req.Labels = map[string]string{}
+				}
+				req.Labels[client.LabelAutoRemove] = "true"
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -311,7 +314,7 @@ func newRunCommand(a *app) *cobra.Command {
 			code, err := a.runAttached(ctx, c, id, "", f.interactive, f.tty, func() error {
 				_, err := c.StartTask(ctx, id)
 				return err
-			}, func() (*gantryv1.TaskState, error) { return c.Wait(ctx, id, "") })
+			}, func(ctx context.Context) (*gantryv1.TaskState, error) { return c.Wait(ctx, id, "") })
 			if rm {
 				if _, derr := c.DeleteContainer(context.WithoutCancel(ctx), id, true, false); derr != nil && err == nil {
 					err = derr
@@ -335,13 +338,30 @@ func newRunCommand(a *app) *cobra.Command {
 // runAttached streams the container's (or exec's) live output, feeds
 // stdin when interactive and returns the exit status from wait. A
 // container is started once the stream is attached; an exec is started
-// first (the shim holds its output until the stream attaches).
+// first (the shim holds its output until the stream attaches). The wait is
+// in flight from the start on, so the exit is known as soon as the shim
+// reports it, not one more round trip after the output ends; the status
+// is returned only once the whole output has been written.
 func (a *app) runAttached(ctx context.Context, c *client.Client, ref, execID string, interactive, tty bool,
-	start func() error, wait func() (*gantryv1.TaskState, error)) (int, error) {
+	start func() error, wait func(context.Context) (*gantryv1.TaskState, error)) (int, error) {
+	type waited struct {
+		st  *gantryv1.TaskState
+		err error
+	}
+	waitDone := make(chan waited, 1)
+	wctx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	startWait := func() {
+		go func() {
+			st, err := wait(wctx)
+			waitDone <- waited{st, err}
+		}()
+	}
 	if execID != "" {
 		if err := start(); err != nil {
 			return 0, err
 		}
+		startWait()
 	}
 	ready := make(chan struct{})
 	logsDone := make(chan error, 1)
@@ -374,6 +394,9 @@ func (a *app) runAttached(ctx context.Context, c *client.Client, ref, execID str
 		}
 	}
 	if execID == "" {
+		// A created task can be waited for: the wait is answered when the
+		// process started below exits.
+		startWait()
 		if err := start(); err != nil {
 			return 0, err
 		}
@@ -393,7 +416,8 @@ func (a *app) runAttached(ctx context.Context, c *client.Client, ref, execID str
 		}()
 	}
 	lerr := <-logsDone
-	st, err := wait()
+	w := <-waitDone
+	st, err := w.st, w.err
 	if err != nil {
 		return 0, err
 	}

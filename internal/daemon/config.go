@@ -42,9 +42,11 @@ const (
 //	snapshotter = "overlay"          # or "native"
 //	snapshotter_fallback = false     # use native when overlayfs is unusable
 //	runtime = ""                     # default: gantry-oci next to gantryd
+//	init = ""                        # gantry-init for run --init; default: next to gantryd
 //	runtime_timeout = "30s"          # each runtime call of a shim
 //	shim_timeout = "100s"            # each call of gantryd to a shim
 //	cgroup_parent = "/gantry"        # containers get <parent>/<ns>-<id>
+//	rm_rootfs_volatile = false       # run --rm: overlay "volatile" rw layer (no sync at unmount)
 //
 //	[registry]
 //	config_dir = "/etc/gantry"       # hosts.d/<host>/hosts.toml below it
@@ -64,6 +66,9 @@ type Config struct {
 	Runtime string `toml:"runtime"`
 	// Shim is gantry-shim; empty: next to gantryd, else in PATH.
 	Shim string `toml:"shim"`
+	// Init is gantry-init, bind-mounted into containers run with --init;
+	// empty: next to gantryd, else in PATH. Looked up at each such create.
+	Init string `toml:"init"`
 	// RuntimeTimeout bounds each runtime call a shim makes (a Go
 	// duration, "30s"); empty: the shim's default (30 s).
 	RuntimeTimeout string `toml:"runtime_timeout"`
@@ -73,6 +78,11 @@ type Config struct {
 	// CgroupParent is the cgroup under which every container gets
 	// <namespace>-<id>; empty: DefaultCgroupParent.
 	CgroupParent string `toml:"cgroup_parent"`
+	// RmRootfsVolatile mounts the writable layer of `run --rm` containers
+	// with overlayfs's volatile option (bundle.CreateVolatile): no sync of
+	// the whole filesystem when it is unmounted. Off by default: on ext4
+	// without a journal it made every run slower (docs/performance.md).
+	RmRootfsVolatile bool `toml:"rm_rootfs_volatile"`
 }
 
 // DefaultCgroupParent is the cgroup parent of containers.

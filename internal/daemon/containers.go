@@ -41,6 +41,10 @@ import (
 const (
 	labelName  = "io.gantry.container.name"
 	labelStdin = "io.gantry.container.stdin"
+	// labelAutoRemove marks a container that its client removes once it
+	// exits (`gantry run --rm`): its shim deletes it with the runtime as
+	// soon as it exits, in parallel with the client learning of the exit.
+	labelAutoRemove = "io.gantry.container.autoremove"
 	// labelDeleting marks a record whose delete has begun: a gantryd
 	// that dies during the delete finishes it at its next start.
 	labelDeleting = "io.gantry.container.deleting"
@@ -71,8 +75,12 @@ type containers struct {
 	dataRoot string // <root>/containers
 	runtime  string // the default runtime binary
 	missing  error  // set when the shim or default runtime is missing
+	// initConfig is the config's init key: gantry-init's path or name,
+	// empty for next to gantryd; see findInit.
+	initConfig string
 
 	cgroupParent string // containers get <cgroupParent>/<ns>-<id>
+	rmVolatile   bool   // mount the rw layer of --rm containers volatile
 	shims        string // <state>/shims
 	runtimeRoot  string // <state>/runtime
 
@@ -231,6 +239,16 @@ func (c *containers) findRuntime(name string) (string, error) {
 	return p, nil
 }
 
+// findInit returns the absolute path of gantry-init for --init, looked up
+// at each create so that installing it needs no restart of gantryd.
+func (c *containers) findInit() (string, error) {
+	p, err := findBinary(c.initConfig, initName)
+	if err != nil {
+		return "", fmt.Errorf("--init: %w (build it with `make build`, or set init = \"/path/to/gantry-init\" in gantryd's config): %w", err, errdefs.ErrFailedPrecondition)
+	}
+	return p, nil
+}
+
 func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantryv1.CreateContainerRequest) (*gantryv1.Container, error) {
 	o := req.GetOptions()
 	if o == nil {
@@ -239,8 +257,12 @@ func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantry
 	if c.missing != nil && (req.GetRuntime() == "" || strings.HasPrefix(c.missing.Error(), "shim")) {
 		return nil, c.missing
 	}
+	var initBin string
 	if o.GetInit() {
-		return nil, fmt.Errorf("--init: %w", errdefs.ErrNotImplemented)
+		var err error
+		if initBin, err = c.findInit(); err != nil {
+			return nil, err
+		}
 	}
 	runtime, err := c.findRuntime(req.GetRuntime())
 	if err != nil {
@@ -318,7 +340,12 @@ func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantry
 		return nil, fmt.Errorf("prepare snapshot of %s: %w", id, err)
 	}
 	task.Fault(task.FaultAfterSnapshotPrepare)
-	if err := bundle.Create(dir, smounts); err != nil {
+	create := bundle.Create
+	if c.rmVolatile && labels[labelAutoRemove] == "true" {
+		// Its writable layer is thrown away when it exits: not synced.
+		create = bundle.CreateVolatile
+	}
+	if err := create(dir, smounts); err != nil {
 		undo()
 		return nil, err
 	}
@@ -326,7 +353,7 @@ func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantry
 		Env: o.GetEnv(), User: o.GetUser(), Cwd: o.GetCwd(), Tty: o.GetTty(), Hostname: o.GetHostname(),
 		ReadOnly: o.GetReadOnly(), Privileged: o.GetPrivileged(), CapAdd: o.GetCapAdd(), CapDrop: o.GetCapDrop(),
 		Memory: o.GetMemory(), CPUs: o.GetCpus(), PidsLimit: o.GetPidsLimit(), NetworkMode: o.GetNetwork(),
-		Mounts: mounts,
+		Mounts: mounts, Init: initBin,
 	}
 	if sopts.Hostname == "" {
 		sopts.Hostname = id[:min(12, len(id))]
@@ -409,6 +436,13 @@ func specMounts(o *gantryv1.ContainerOptions) ([]specs.Mount, error) {
 }
 
 func (c *containers) toAPI(ctx context.Context, ns string, r metadata.Container) *gantryv1.Container {
+	out := c.recordToAPI(ns, r)
+	c.fillStatus(ctx, ns, r, out)
+	return out
+}
+
+// recordToAPI is the container as its record says, status "created".
+func (c *containers) recordToAPI(ns string, r metadata.Container) *gantryv1.Container {
 	out := &gantryv1.Container{
 		Id: r.ID, Name: r.Labels[labelName], Image: r.Image, SnapshotKey: r.SnapshotKey, Runtime: r.Runtime,
 		Spec: r.Spec, Labels: r.Labels, CreatedAt: timestamppb.New(r.CreatedAt),
@@ -419,6 +453,12 @@ func (c *containers) toAPI(ctx context.Context, ns string, r metadata.Container)
 	if json.Unmarshal(r.Spec, &sp) == nil && sp.Process != nil {
 		out.Tty = sp.Process.Terminal
 	}
+	return out
+}
+
+// fillStatus sets the status and exit of out from the task (asking its
+// shim) or from the last exit recorded.
+func (c *containers) fillStatus(ctx context.Context, ns string, r metadata.Container, out *gantryv1.Container) {
 	if t, err := c.tasks.Get(ns, r.ID); err == nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		st, err := t.State(sctx, "")
@@ -434,10 +474,10 @@ func (c *containers) toAPI(ctx context.Context, ns string, r metadata.Container)
 					out.ExitedAt = timestamppb.New(st.ExitedAt)
 				}
 			}
-			return out
+			return
 		}
 		out.Status = "unknown"
-		return out
+		return
 	}
 	if e, ok := c.readLastExit(ns, r.ID); ok {
 		out.Status = "exited"
@@ -449,7 +489,6 @@ func (c *containers) toAPI(ctx context.Context, ns string, r metadata.Container)
 	if _, failed := c.failed(ns, r.ID); failed {
 		out.Status = StatusFailed
 	}
-	return out
 }
 
 func (c *containers) GetContainer(ctx context.Context, ns, ref string) (*gantryv1.Container, error) {
@@ -480,8 +519,15 @@ func (c *containers) DeleteContainer(ctx context.Context, ns string, req *gantry
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := c.toAPI(ctx, ns, r)
 	_, terr := c.tasks.Get(ns, r.ID)
+	var out *gantryv1.Container
+	if terr == nil && req.GetForce() {
+		// Whatever the task's status, it goes: its final state is the
+		// delete's answer below, not one more call to its shim.
+		out = c.recordToAPI(ns, r)
+	} else {
+		out = c.toAPI(ctx, ns, r)
+	}
 	if terr == nil && (out.Status == task.StatusRunning || out.Status == task.StatusPaused || out.Status == task.StatusCreated) && !req.GetForce() {
 		return nil, fmt.Errorf("container %s is %s: stop it first or use force: %w", out.Name, out.Status, errdefs.ErrFailedPrecondition)
 	}
@@ -497,8 +543,16 @@ func (c *containers) DeleteContainer(ctx context.Context, ns string, req *gantry
 		}
 	}
 	if terr == nil {
-		if _, err := c.tasks.Delete(ctx, ns, r.ID, "", true); err != nil && !errdefs.IsNotFound(err) {
+		st, err := c.tasks.Delete(ctx, ns, r.ID, "", true)
+		if err != nil && !errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("delete task of %s: %w", out.Name, err)
+		}
+		if err == nil && req.GetForce() {
+			out.Status, out.Pid = st.Status, int32(st.Pid)
+			out.ExitStatus, out.ExitUnknown = int32(st.ExitStatus), st.ExitUnknown
+			if !st.ExitedAt.IsZero() {
+				out.ExitedAt = timestamppb.New(st.ExitedAt)
+			}
 		}
 	}
 	if err := bundle.Remove(bundle.Dir(c.bundles, ns, r.ID)); err != nil {
@@ -585,6 +639,7 @@ func (c *containers) CreateTask(ctx context.Context, ns, ref string) (*gantryv1.
 	os.Remove(filepath.Join(c.dir(ns, r.ID), failedName))
 	t, err := c.tasks.Create(ctx, ns, r.ID, task.CreateOptions{
 		Bundle: dir, Runtime: r.Runtime, LogPath: c.logPath(ns, r.ID), Stdin: r.Labels[labelStdin] == "true",
+		DeleteOnExit: r.Labels[labelAutoRemove] == "true",
 	})
 	if err != nil {
 		if hung(err) {

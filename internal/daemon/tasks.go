@@ -17,6 +17,7 @@ import (
 const (
 	defaultRuntimeName = "gantry-oci"
 	shimName           = "gantry-shim"
+	initName           = "gantry-init"
 )
 
 // findBinary returns configured if set (a path or a name in PATH), else
@@ -93,7 +94,7 @@ func (d *Daemon) openContainers() error {
 	d.ctrs = &containers{
 		db: d.db, sn: d.sn, images: img.svc, tasks: tasks, bus: d.bus, logger: d.logger,
 		bundles: filepath.Join(cfg.State, "bundles"), dataRoot: filepath.Join(cfg.Root, "containers"),
-		runtime: runtime, missing: missing, cgroupParent: cfg.CgroupParent,
+		runtime: runtime, missing: missing, cgroupParent: cfg.CgroupParent, rmVolatile: cfg.RmRootfsVolatile, initConfig: cfg.Init,
 		shims: filepath.Join(cfg.State, "shims"), runtimeRoot: filepath.Join(cfg.State, "runtime"),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -22,7 +22,18 @@ const DefaultCapacity = 1024
 // Since).
 const subscriberBuffer = 256
 
-var bucketEvents = []byte("events")
+// reserveBlock is how many sequence numbers are reserved on disk at a
+// time. Events are written to disk in the background (a publisher never
+// waits for an fsync), so a gantryd killed before the last ones were
+// written must still restart above every number it gave out: it restarts
+// at the reservation.
+const reserveBlock = 1024
+
+var (
+	bucketEvents = []byte("events")
+	bucketMeta   = []byte("meta")
+	keyReserved  = []byte("reserved")
+)
 
 // Event is one thing that happened.
 type Event struct {
@@ -35,15 +46,28 @@ type Event struct {
 }
 
 // Bus delivers events to subscribers. Publish never blocks on a
-// subscriber.
+// subscriber, nor on the disk: a writer goroutine persists the published
+// events in batches (one bbolt commit for all that are pending), and the
+// sequence numbers handed out are reserved on disk ahead (reserveBlock),
+// so they keep growing across restarts even when the last events were
+// not written (gantryd killed within a commit of them).
 type Bus struct {
 	db       *bolt.DB
 	capacity int
 
-	mu   sync.Mutex
-	seq  uint64
-	ring []Event // oldest first, at most capacity
-	subs map[*sub]struct{}
+	mu         sync.Mutex
+	seq        uint64
+	reserved   uint64  // sequence numbers up to this one are reserved on disk
+	ring       []Event // oldest first, at most capacity
+	subs       map[*sub]struct{}
+	pending    []Event // published, not yet written
+	persistErr error   // the writer's last failure, returned by the next Publish
+	closed     bool
+
+	wmu        sync.Mutex    // one flush at a time, in order
+	wake       chan struct{} // a pending event for the writer
+	stop       chan struct{}
+	writerDone chan struct{}
 }
 
 type sub struct {
@@ -62,8 +86,16 @@ func Open(path string, capacity int) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open event log %s: %w", path, err)
 	}
-	b := &Bus{db: db, capacity: capacity, subs: map[*sub]struct{}{}}
+	b := &Bus{db: db, capacity: capacity, subs: map[*sub]struct{}{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), writerDone: make(chan struct{})}
 	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if v := meta.Get(keyReserved); len(v) == 8 {
+			b.reserved = binary.BigEndian.Uint64(v)
+		}
 		bk, err := tx.CreateBucketIfNotExists(bucketEvents)
 		if err != nil {
 			return err
@@ -85,18 +117,108 @@ func Open(path string, capacity int) (*Bus, error) {
 	if len(b.ring) > capacity {
 		b.ring = b.ring[len(b.ring)-capacity:]
 	}
+	// Numbers up to the reservation may have been given out by a gantryd
+	// that died before writing their events.
+	b.seq = max(b.seq, b.reserved)
+	go b.writer()
 	return b, nil
 }
 
-// Close ends every subscription and closes the file.
+// Close writes the pending events, ends every subscription and closes the
+// file. After a Close the next Open continues at the same sequence number.
 func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	close(b.stop)
+	<-b.writerDone
 	b.mu.Lock()
 	for s := range b.subs {
 		close(s.ch)
 		delete(b.subs, s)
 	}
+	seq := b.seq
 	b.mu.Unlock()
-	return b.db.Close()
+	err := b.setReserved(seq)
+	if cerr := b.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// setReserved records on disk that sequence numbers up to n are taken.
+func (b *Bus) setReserved(n uint64) error {
+	return b.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		return meta.Put(keyReserved, key(n))
+	})
+}
+
+// writer persists the pending events until Close, which it answers by
+// writing the last ones.
+func (b *Bus) writer() {
+	defer close(b.writerDone)
+	for {
+		select {
+		case <-b.wake:
+			b.flush()
+		case <-b.stop:
+			b.flush()
+			return
+		}
+	}
+}
+
+// flush writes the pending events in one transaction and drops from disk
+// those that fell out of the ring.
+func (b *Bus) flush() {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.mu.Lock()
+	evs := b.pending
+	b.pending = nil
+	var keep uint64
+	if len(b.ring) > 0 {
+		keep = b.ring[0].Sequence
+	}
+	b.mu.Unlock()
+	if len(evs) == 0 {
+		return
+	}
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketEvents)
+		for _, ev := range evs {
+			if ev.Sequence < keep {
+				continue // already out of the ring
+			}
+			data, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			if err := bk.Put(key(ev.Sequence), data); err != nil {
+				return err
+			}
+		}
+		c := bk.Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) < keep; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.mu.Lock()
+		b.persistErr = fmt.Errorf("persist events %d-%d: %w", evs[0].Sequence, evs[len(evs)-1].Sequence, err)
+		b.mu.Unlock()
+	}
 }
 
 // Sequence returns the last sequence number given.
@@ -106,32 +228,39 @@ func (b *Bus) Sequence() uint64 {
 	return b.seq
 }
 
-// Publish records an event and delivers it. A failure to persist it is
-// returned, but the event is still delivered to the live subscribers.
+// Publish records an event and delivers it. It is written to disk in the
+// background; a failure to reserve its sequence number, or to write
+// earlier events, is returned, but the event is still delivered to the
+// live subscribers.
 func (b *Bus) Publish(ns, topic, id string, attrs map[string]string) (Event, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.seq++
+	var err error
+	if b.seq > b.reserved {
+		// Once every reserveBlock events: the only commit a publisher
+		// waits for.
+		if err = b.setReserved(b.seq + reserveBlock); err == nil {
+			b.reserved = b.seq + reserveBlock
+		} else {
+			err = fmt.Errorf("reserve event sequence numbers: %w", err)
+		}
+	}
 	ev := Event{Sequence: b.seq, Timestamp: time.Now().UTC(), Namespace: ns, Topic: topic, ID: id, Attributes: attrs}
 	b.ring = append(b.ring, ev)
-	var drop uint64
 	if len(b.ring) > b.capacity {
-		drop = b.ring[0].Sequence
 		b.ring = b.ring[1:]
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketEvents)
-		data, err := json.Marshal(ev)
-		if err != nil {
-			return err
+	if !b.closed {
+		b.pending = append(b.pending, ev)
+		select {
+		case b.wake <- struct{}{}:
+		default:
 		}
-		if drop > 0 {
-			if err := bk.Delete(key(drop)); err != nil {
-				return err
-			}
-		}
-		return bk.Put(key(ev.Sequence), data)
-	})
+	}
+	if err == nil && b.persistErr != nil {
+		err, b.persistErr = b.persistErr, nil
+	}
 	for s := range b.subs {
 		if s.lagged || !s.filter.Match(ev) {
 			continue
@@ -148,6 +277,17 @@ func (b *Bus) Publish(ns, topic, id string, attrs map[string]string) (Event, err
 		return ev, fmt.Errorf("persist event %d: %w", ev.Sequence, err)
 	}
 	return ev, nil
+}
+
+// Flush waits until every event published before it is written (or its
+// write failed, which it returns).
+func (b *Bus) Flush() error {
+	b.flush()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.persistErr
+	b.persistErr = nil
+	return err
 }
 
 func key(seq uint64) []byte {

@@ -33,15 +33,26 @@ func (s *Shim) start(ctx context.Context) (shimapi.StateResponse, error) {
 	if err == nil && p.status != shimapi.StatusCreated {
 		err = fmt.Errorf("start %s: container is %s, not created: %w", s.opts.ID, p.status, errdefs.ErrFailedPrecondition)
 	}
+	if err == nil && s.starting != nil {
+		err = fmt.Errorf("start %s: already starting: %w", s.opts.ID, errdefs.ErrFailedPrecondition)
+	}
+	var starting chan struct{}
+	if err == nil {
+		starting = make(chan struct{})
+		s.starting = starting
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return shimapi.StateResponse{}, err
 	}
-	if err := s.rt.Start(ctx, s.opts.ID); err != nil {
-		return shimapi.StateResponse{}, fmt.Errorf("start %s: %w", s.opts.ID, err)
-	}
+	err = s.rt.Start(ctx, s.opts.ID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.starting = nil
+	close(starting)
+	if err != nil {
+		return shimapi.StateResponse{}, fmt.Errorf("start %s: %w", s.opts.ID, err)
+	}
 	if p.status == shimapi.StatusCreated {
 		p.status = shimapi.StatusRunning
 	}
@@ -100,6 +111,18 @@ func (s *Shim) exec(ctx context.Context, r shimapi.ExecRequest) (shimapi.StateRe
 	}
 	s.mu.Lock()
 	init, err := s.lookup("")
+	if starting := s.starting; err == nil && init.status == shimapi.StatusCreated && starting != nil {
+		// A start is in flight: the process may already run (a client
+		// that saw its output execs at once); wait for the start's answer.
+		s.mu.Unlock()
+		select {
+		case <-starting:
+		case <-ctx.Done():
+			return shimapi.StateResponse{}, fmt.Errorf("exec %q: %w", r.ExecID, ctx.Err())
+		}
+		s.mu.Lock()
+		init, err = s.lookup("")
+	}
 	if err == nil && init.status != shimapi.StatusRunning {
 		err = fmt.Errorf("exec %q: container %s is %s: %w", r.ExecID, s.opts.ID, init.status, errdefs.ErrFailedPrecondition)
 	}
@@ -264,12 +287,32 @@ func (s *Shim) delete(ctx context.Context, r shimapi.DeleteRequest) (shimapi.Sta
 		return p.state(s.opts.ID), false, nil
 	}
 	running := p.status != shimapi.StatusStopped
-	s.mu.Unlock()
 	if running && !r.Force {
+		s.mu.Unlock()
 		return shimapi.StateResponse{}, false, fmt.Errorf("delete %s: container is running (use force): %w", s.opts.ID, errdefs.ErrFailedPrecondition)
 	}
-	if err := s.rt.Delete(ctx, s.opts.ID, r.Force || running); err != nil && !errdefs.IsNotFound(err) {
-		return shimapi.StateResponse{}, false, fmt.Errorf("delete %s: %w", s.opts.ID, err)
+	s.deleting = true
+	eager := s.eager
+	s.mu.Unlock()
+	done := false
+	if eager != nil {
+		// DeleteOnExit: the runtime's delete began when the init exited.
+		select {
+		case <-eager:
+		case <-ctx.Done():
+			return shimapi.StateResponse{}, false, fmt.Errorf("delete %s: %w", s.opts.ID, ctx.Err())
+		}
+		s.mu.Lock()
+		done = s.eagerErr == nil
+		s.mu.Unlock()
+	}
+	if !done {
+		if err := s.rt.Delete(ctx, s.opts.ID, r.Force || running); err != nil && !errdefs.IsNotFound(err) {
+			s.mu.Lock()
+			s.deleting = false
+			s.mu.Unlock()
+			return shimapi.StateResponse{}, false, fmt.Errorf("delete %s: %w", s.opts.ID, err)
+		}
 	}
 	// The init was killed by the forced delete: its exit is recorded soon.
 	select {

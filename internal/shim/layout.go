@@ -53,6 +53,13 @@ type Options struct {
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// NoPivot passes --no-pivot to create.
 	NoPivot bool `json:"noPivot,omitempty"`
+	// DeleteOnExit runs the runtime's delete as soon as the container's
+	// init has exited (its exit is recorded first), rather than when
+	// Delete is called: for a container that is removed once it exits
+	// (`gantry run --rm`), the runtime's delete then overlaps with the
+	// client learning of the exit. Delete still waits for it and answers
+	// only once the runtime's state is gone.
+	DeleteOnExit bool `json:"deleteOnExit,omitempty"`
 }
 
 // Args returns o as gantry-shim flags.
@@ -78,6 +85,9 @@ func (o Options) Args() []string {
 	}
 	if o.NoPivot {
 		a = append(a, "--no-pivot")
+	}
+	if o.DeleteOnExit {
+		a = append(a, "--delete-on-exit")
 	}
 	return a
 }
@@ -119,6 +129,18 @@ type ExitRecord struct {
 // fsync, rename, fsync the directory. After it returns the file survives a
 // crash of the machine.
 func writeDurable(dir, name string, data []byte) error {
+	return writeFile(dir, name, data, true)
+}
+
+// writeAtomic writes data to dir/name through a temporary file and a
+// rename, without fsync: other processes see the whole file or none, but
+// a crash of the machine may lose it. For what only matters while the
+// machine is up (the shim's pid: after a reboot no shim is alive).
+func writeAtomic(dir, name string, data []byte) error {
+	return writeFile(dir, name, data, false)
+}
+
+func writeFile(dir, name string, data []byte, durable bool) error {
 	tmp, err := os.CreateTemp(dir, "."+name+".")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
@@ -128,15 +150,20 @@ func writeDurable(dir, name string, data []byte) error {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("fsync %s: %w", name, err)
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return fmt.Errorf("fsync %s: %w", name, err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if !durable {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {

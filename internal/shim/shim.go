@@ -61,7 +61,14 @@ type Shim struct {
 	byPid     map[int]*process
 	unclaimed map[int]exit
 	deleted   bool
+	deleting  bool // Delete of the container has begun
 	nconsole  int
+	// starting is closed when an in-flight start's runtime call returns.
+	starting chan struct{}
+	// eager is closed when the runtime's delete started by DeleteOnExit
+	// has returned; eagerErr is its error.
+	eager    chan struct{}
+	eagerErr error
 
 	listener *net.UnixListener
 	done     chan struct{}
@@ -113,25 +120,38 @@ func serve(o Options, ready *os.File) error {
 		s.removeState()
 		return err
 	}
-	if err := writeDurable(o.StateDir, PidName, []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
+	// The pid tells a live shim (Discover, a second serve) only while the
+	// machine is up: it is in place at once, without fsync.
+	if err := writeAtomic(o.StateDir, PidName, []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
 		return fail(err)
 	}
-	if err := writeJSON(o.StateDir, RecordName, o); err != nil {
+	// shim.json must survive a crash of the machine (Cleanup needs the
+	// runtime and its root): it is written and fsynced while the runtime
+	// creates the container, and is in place before "ok" is reported.
+	recorded := make(chan error, 1)
+	go func() { recorded <- writeJSON(o.StateDir, RecordName, o) }()
+	failRecorded := func(err error) error {
+		<-recorded // the writer is done before the directory is removed
 		return fail(err)
 	}
 	var err error
 	if s.log, err = openLog(o.LogPath, o.LogMaxSize, o.LogMaxFiles); err != nil {
-		return fail(err)
+		return failRecorded(err)
 	}
 	os.Remove(SocketName)
 	if s.listener, err = net.ListenUnix("unix", &net.UnixAddr{Name: SocketName, Net: "unix"}); err != nil {
-		return fail(fmt.Errorf("listen on %s: %w", filepath.Join(o.StateDir, SocketName), err))
+		return failRecorded(fmt.Errorf("listen on %s: %w", filepath.Join(o.StateDir, SocketName), err))
 	}
 	if err := os.Chmod(SocketName, 0o600); err != nil {
-		return fail(fmt.Errorf("chmod %s: %w", SocketName, err))
+		return failRecorded(fmt.Errorf("chmod %s: %w", SocketName, err))
 	}
 	if err := s.create(); err != nil {
 		s.listener.Close()
+		return failRecorded(err)
+	}
+	if err := <-recorded; err != nil {
+		s.listener.Close()
+		s.rt.Delete(context.Background(), o.ID, true)
 		return fail(err)
 	}
 	if ready != nil {
@@ -342,6 +362,9 @@ func (s *Shim) onExit(pid, status int) {
 
 // finish records an exit durably, lets the output drain, then reports it.
 func (s *Shim) finish(p *process, status int, at time.Time) {
+	if p.execID == "" && s.opts.DeleteOnExit {
+		s.deleteOnExit()
+	}
 	rec := ExitRecord{Pid: p.pid, ExitStatus: status, ExitedAt: at.UTC()}
 	name := ExitName
 	if p.execID != "" {
@@ -370,6 +393,34 @@ func (s *Shim) finish(p *process, status int, at time.Time) {
 	p.exitStatus = status
 	p.exitedAt = rec.ExitedAt
 	close(p.exited)
+}
+
+// deleteOnExit starts the runtime's delete of the exited container in the
+// background, once any start in flight has returned (the runtime would
+// otherwise see its state vanish under it). Delete waits for it.
+func (s *Shim) deleteOnExit() {
+	s.mu.Lock()
+	if s.eager != nil || s.deleting {
+		s.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	s.eager = done
+	starting := s.starting
+	s.mu.Unlock()
+	go func() {
+		defer close(done)
+		if starting != nil {
+			<-starting
+		}
+		err := s.rt.Delete(context.Background(), s.opts.ID, false)
+		if errdefs.IsNotFound(err) {
+			err = nil
+		}
+		s.mu.Lock()
+		s.eagerErr = err
+		s.mu.Unlock()
+	}()
 }
 
 var execIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)

@@ -24,6 +24,9 @@ const (
 	AnnotationVolumes = "io.gantry.image.volumes"
 )
 
+// InitPath is where the init of Options.Init is mounted in the container.
+const InitPath = "/sbin/gantry-init"
+
 // DefaultPath is the PATH a process gets when neither the image nor the
 // options set one.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -70,6 +73,10 @@ type Options struct {
 	Annotations map[string]string
 	// RootPath is the root filesystem's path in the bundle ("rootfs" if empty).
 	RootPath string
+	// Init, when set, is the absolute host path of gantry-init (docker's
+	// --init): it is bind-mounted read-only at InitPath, after every other
+	// mount, and process.args becomes InitPath, "--", then the command.
+	Init string
 }
 
 // Generate builds the runtime spec of a container of img with opts.
@@ -84,6 +91,12 @@ func Generate(img ocispec.Image, lookup RootfsLookup, opts Options) (*specs.Spec
 	args, err := processArgs(cfg, opts)
 	if err != nil {
 		return nil, err
+	}
+	mounts := mergeMounts(defaultMounts(opts.Privileged), opts.Mounts)
+	if opts.Init != "" {
+		args = append([]string{InitPath, "--"}, args...)
+		mounts = append(mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: opts.Init,
+			Options: []string{"bind", "ro", "nosuid", "nodev"}})
 	}
 	userStr := cfg.User
 	if opts.User != "" {
@@ -164,7 +177,7 @@ func Generate(img ocispec.Image, lookup RootfsLookup, opts Options) (*specs.Spec
 			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
 			NoNewPrivileges: false,
 		},
-		Mounts: mergeMounts(defaultMounts(opts.Privileged), opts.Mounts),
+		Mounts: mounts,
 		Linux: &specs.Linux{
 			Namespaces: namespaces,
 			Resources:  resources(opts),
@@ -190,6 +203,9 @@ func validateOptions(opts Options) error {
 		return fmt.Errorf("cpus %g: want 0 or at least 0.01: %w", opts.CPUs, errdefs.ErrInvalidArgument)
 	case opts.PidsLimit < 0:
 		return fmt.Errorf("linux.resources.pids.limit %d: negative: %w", opts.PidsLimit, errdefs.ErrInvalidArgument)
+	}
+	if opts.Init != "" && !path.IsAbs(opts.Init) {
+		return fmt.Errorf("init %q: not an absolute host path: %w", opts.Init, errdefs.ErrInvalidArgument)
 	}
 	for i, m := range opts.Mounts {
 		if !path.IsAbs(m.Destination) {

@@ -509,3 +509,67 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestInit(t *testing.T) {
+	const initBin = "/usr/local/bin/gantry-init"
+	tests := []struct {
+		name       string
+		entrypoint []string
+		cmd        []string
+		opts       Options
+		want       []string
+	}{
+		{name: "cmd", cmd: []string{"sh"}, opts: Options{Init: initBin}, want: []string{InitPath, "--", "sh"}},
+		{name: "entrypoint+cmd", entrypoint: []string{"/ep", "-x"}, cmd: []string{"a"}, opts: Options{Init: initBin}, want: []string{InitPath, "--", "/ep", "-x", "a"}},
+		{name: "args", cmd: []string{"sh"}, opts: Options{Init: initBin, Args: []string{"sleep", "1000"}}, want: []string{InitPath, "--", "sleep", "1000"}},
+		{name: "command starting with a dash", cmd: []string{"sh"}, opts: Options{Init: initBin, Args: []string{"--", "-x"}}, want: []string{InitPath, "--", "--", "-x"}},
+		{name: "without init", cmd: []string{"sh"}, opts: Options{Args: []string{"sleep", "1"}}, want: []string{"sleep", "1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			img := ocispec.Image{Config: ocispec.ImageConfig{Entrypoint: tt.entrypoint, Cmd: tt.cmd}}
+			spec, err := Generate(img, testRootfs, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := roundTrip(t, spec)
+			if !slices.Equal(s.Process.Args, tt.want) {
+				t.Errorf("args = %q, want %q", s.Process.Args, tt.want)
+			}
+			m := mountAt(s, InitPath)
+			if tt.opts.Init == "" {
+				if m != nil {
+					t.Errorf("mount at %s without init: %+v", InitPath, m)
+				}
+				return
+			}
+			if m == nil {
+				t.Fatalf("no mount at %s in %+v", InitPath, s.Mounts)
+			}
+			if m.Type != "bind" || m.Source != initBin || !slices.Contains(m.Options, "ro") || slices.Contains(m.Options, "rw") || slices.Contains(m.Options, "noexec") {
+				t.Errorf("init mount = %+v, want a read-only, executable bind of %s", m, initBin)
+			}
+			if last := s.Mounts[len(s.Mounts)-1]; last.Destination != InitPath {
+				t.Errorf("last mount is %s, want the init's (after the user's mounts)", last.Destination)
+			}
+		})
+	}
+	// A user's mount on the same path comes first: the init's is mounted over it.
+	spec, err := Generate(defaultImage(), testRootfs, Options{Init: initBin,
+		Mounts: []specs.Mount{{Destination: InitPath, Type: "bind", Source: "/tmp/evil", Options: []string{"rbind", "rw"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := spec.Mounts[len(spec.Mounts)-1]; last.Destination != InitPath || last.Source != initBin {
+		t.Errorf("last mount = %+v, want the init's", last)
+	}
+	for name, o := range map[string]Options{
+		"relative init":          {Init: "bin/gantry-init"},
+		"init without a command": {Init: initBin, Entrypoint: []string{}},
+	} {
+		img := ocispec.Image{}
+		if _, err := Generate(img, testRootfs, o); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%s: err %v, want ErrInvalidArgument", name, err)
+		}
+	}
+}

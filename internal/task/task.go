@@ -68,6 +68,10 @@ type CreateOptions struct {
 	Runtime string
 	LogPath string
 	Stdin   bool
+	// DeleteOnExit: the container is removed once it exits, so the shim
+	// deletes it with the runtime as soon as its init exits (see
+	// shim.Options.DeleteOnExit).
+	DeleteOnExit bool
 }
 
 // State is the state of a task or of one exec.
@@ -201,7 +205,7 @@ func (m *Manager) Create(ctx context.Context, ns, id string, o CreateOptions) (*
 	opts := shim.Options{
 		Namespace: ns, ID: id, StateDir: t.dir, Bundle: o.Bundle,
 		Runtime: o.Runtime, RuntimeRoot: m.RuntimeRoot(o.Runtime), LogPath: o.LogPath,
-		Stdin: o.Stdin, Timeout: m.cfg.Timeout,
+		Stdin: o.Stdin, Timeout: m.cfg.Timeout, DeleteOnExit: o.DeleteOnExit,
 	}
 	if err := os.MkdirAll(filepath.Dir(t.dir), 0o700); err != nil {
 		m.forget(t)

@@ -1,6 +1,7 @@
 // Package containers is the end-to-end suite of containers through
-// gantryd: it builds gantryd, gantry, gantry-shim and gantry-oci into one
-// directory (so gantryd finds the shim and the runtime next to itself),
+// gantryd: it builds gantryd, gantry, gantry-shim, gantry-oci and
+// gantry-init into one directory (so gantryd finds the shim, the runtime
+// and the init next to itself),
 // runs gantryd on temporary root, state and socket, imports an offline
 // busybox image and drives everything with the gantry CLI. Needs root.
 package containers
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gantry-project/gantry/test/clients"
+	"github.com/gantry-project/gantry/test/testcgroup"
 )
 
 var (
@@ -67,6 +69,10 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 	}
+	if err := buildInit(root, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	binDir = dir
 	imageArchive = filepath.Join(dir, "busybox.tar")
 	if err := clients.WriteImageArchive(imageArchive, "/bin/busybox"); err != nil {
@@ -94,13 +100,18 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, dir: dir, root: filepath.Join(dir, "root"), state: filepath.Join(dir, "state"),
 		sock: filepath.Join(dir, "state", "gantryd.sock"), config: filepath.Join(dir, "gantryd.toml"),
 		logPath: filepath.Join(dir, "gantryd.log")}
-	body := fmt.Sprintf("log_level = \"debug\"\n[registry]\nconfig_dir = %q\n", filepath.Join(dir, "etc"))
+	// The containers' cgroups go below a parent of this test's own.
+	cgroupParent := "/gantry-e2e-" + filepath.Base(dir)
+	body := fmt.Sprintf("log_level = \"debug\"\ncgroup_parent = %q\n[registry]\nconfig_dir = %q\n", cgroupParent, filepath.Join(dir, "etc"))
 	if err := os.WriteFile(e.config, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		killShims(t, dir)
 		unmountBelow(t, dir)
+		if err := testcgroup.Remove(cgroupParent); err != nil {
+			t.Error(err)
+		}
 	})
 	e.start()
 	t.Cleanup(func() {
