@@ -39,8 +39,9 @@ func (c *Client) ListContainers(ctx context.Context) ([]*gantryv1.Container, err
 
 // LabelAutoRemove on a container (value "true") says that its client
 // removes it once it exits, as `gantry run --rm` does: gantryd then has
-// its shim delete it with the runtime as soon as it exits.
-const LabelAutoRemove = "io.gantry.container.autoremove"
+// its shim delete it with the runtime as soon as it exits. It is the API's
+// gantryv1.LabelAutoRemove, which gantryd reads.
+const LabelAutoRemove = gantryv1.LabelAutoRemove
 
 // DeleteContainer removes a container, its task (force: even running),
 // bundle, log and snapshot (unless keepSnapshot).

@@ -19,6 +19,7 @@ import (
 
 	gantryv1 "github.com/gantry-project/gantry/api/gantry/v1"
 	"github.com/gantry-project/gantry/client"
+	"github.com/gantry-project/gantry/internal/specgen"
 )
 
 // containerJSON is the stable JSON form of a container (ps --format json,
@@ -41,10 +42,12 @@ type containerJSON struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 }
 
+// containerCommand is the user's command, as docker shows it: without the
+// gantry-init of --init in front (inspect's spec keeps the real args).
 func containerCommand(ctr *gantryv1.Container) string {
 	var sp specs.Spec
 	if json.Unmarshal(ctr.GetSpec(), &sp) == nil && sp.Process != nil {
-		return strings.Join(sp.Process.Args, " ")
+		return strings.Join(specgen.UserArgs(sp.Process.Args), " ")
 	}
 	return ""
 }
@@ -333,7 +336,7 @@ func stop(ctx context.Context, c *client.Client, ref string, timeout time.Durati
 	sig := syscall.SIGTERM
 	var sp specs.Spec
 	if json.Unmarshal(ctr.GetSpec(), &sp) == nil {
-		if s := sp.Annotations["org.opencontainers.image.stopSignal"]; s != "" {
+		if s := sp.Annotations[specgen.AnnotationStopSignal]; s != "" {
 			if v, err := parseSignal(s); err == nil {
 				sig = v
 			}

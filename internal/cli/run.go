@@ -401,11 +401,14 @@ func (a *app) runAttached(ctx context.Context, c *client.Client, ref, execID str
 			return 0, err
 		}
 	}
+	// The pty follows the client's terminal: its size now, and again
+	// whenever the window changes, until the session ends.
 	if tty {
-		if f, ok := a.stdio.Out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			if w, h, err := term.GetSize(int(f.Fd())); err == nil {
-				c.ResizePty(ctx, ref, execID, uint32(w), uint32(h))
-			}
+		if fd, ok := a.terminalFd(); ok {
+			stop := forwardResize(ctx, fd, func(ctx context.Context, w, h uint32) error {
+				return c.ResizePty(ctx, ref, execID, w, h)
+			})
+			defer stop()
 		}
 	}
 	if interactive {

@@ -44,7 +44,8 @@ const (
 	// labelAutoRemove marks a container that its client removes once it
 	// exits (`gantry run --rm`): its shim deletes it with the runtime as
 	// soon as it exits, in parallel with the client learning of the exit.
-	labelAutoRemove = "io.gantry.container.autoremove"
+	// The client sets it, so the API defines it.
+	labelAutoRemove = gantryv1.LabelAutoRemove
 	// labelDeleting marks a record whose delete has begun: a gantryd
 	// that dies during the delete finishes it at its next start.
 	labelDeleting = "io.gantry.container.deleting"

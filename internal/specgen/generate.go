@@ -27,6 +27,17 @@ const (
 // InitPath is where the init of Options.Init is mounted in the container.
 const InitPath = "/sbin/gantry-init"
 
+// UserArgs returns the user's command from the process.args of a spec
+// Generate built: without the InitPath, "--" that Options.Init puts in
+// front, as docker shows a container's command. Other args are returned
+// as they are. The result shares args' backing array.
+func UserArgs(args []string) []string {
+	if len(args) >= 2 && args[0] == InitPath && args[1] == "--" {
+		return args[2:]
+	}
+	return args
+}
+
 // DefaultPath is the PATH a process gets when neither the image nor the
 // options set one.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -94,7 +105,7 @@ func Generate(img ocispec.Image, lookup RootfsLookup, opts Options) (*specs.Spec
 	}
 	mounts := mergeMounts(defaultMounts(opts.Privileged), opts.Mounts)
 	if opts.Init != "" {
-		args = append([]string{InitPath, "--"}, args...)
+		args = append([]string{InitPath, "--"}, args...) // UserArgs undoes this
 		mounts = append(mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: opts.Init,
 			Options: []string{"bind", "ro", "nosuid", "nodev"}})
 	}

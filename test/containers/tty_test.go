@@ -172,7 +172,7 @@ func TestExecInteractiveTty(t *testing.T) {
 	c.expect(`# `)
 	c.typeLine("tty")
 	c.expect(`\n/dev/pts/[0-9]+\r?\n`)
-	// The CLI forwards the terminal's size once, at start.
+	// The CLI forwards the terminal's size at start (resize_test.go: and on every change).
 	c.typeLine("echo size=$(stty size)")
 	if got := c.expect(`\nsize=[0-9]+ [0-9]+`); got != "\nsize=37 101" {
 		t.Errorf("stty size in the exec = %q, want the client terminal's 37 rows, 101 columns", strings.TrimPrefix(got, "\n"))

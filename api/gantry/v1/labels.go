@@ -1,0 +1,11 @@
+package gantryv1
+
+// Container labels with a meaning to gantryd that a client sets (written
+// by hand, not generated: a .proto cannot hold a string constant).
+const (
+	// LabelAutoRemove on a container (value "true") says that its client
+	// removes it once it exits, as `gantry run --rm` does: gantryd then
+	// has its shim delete it with the runtime as soon as it exits, in
+	// parallel with the client learning of the exit.
+	LabelAutoRemove = "io.gantry.container.autoremove"
+)
