@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/internal/metadata"
 	"github.com/gantry-project/gantry/internal/remote"
+	"github.com/gantry-project/gantry/internal/snapshot"
 	"github.com/gantry-project/gantry/internal/unpack"
 )
 
@@ -33,12 +35,17 @@ func retryLeaseID(ns, name string) string {
 }
 
 // Pull fetches ref into the store, unpacks it onto snapshots and records the
-// image in namespace ns under its normalized name. Everything it fetches is
-// held by a lease until the image record exists. On failure the blobs and
-// snapshots it verified move to a retry lease (kept RetryLeaseMaxAge, dropped
-// when a pull of the name succeeds), then a garbage collection reclaims the
-// rest; partial downloads stay as ingests (younger than an hour), so a retry
-// downloads neither a verified blob again nor the verified part of a cut one.
+// image in namespace ns under its normalized name. The unpack starts once
+// the manifest and config are known and extracts each layer as soon as its
+// blob is committed to the store, while the later ones download; whichever
+// of the download and the unpack fails first cancels the other, and its
+// error is returned. Everything it fetches is held by a lease until the
+// image record exists. On failure the blobs and committed snapshots it
+// verified move to a retry lease (kept RetryLeaseMaxAge, dropped when a pull
+// of the name succeeds), then a garbage collection reclaims the rest;
+// partial downloads stay as ingests (younger than an hour), so a retry
+// downloads neither a verified blob again nor the verified part of a cut
+// one.
 func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options) (_ metadata.Image, retErr error) {
 	name, err := NormalizeName(ref)
 	if err != nil {
@@ -103,39 +110,98 @@ func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options)
 		}
 		return nil
 	}
+	// The unpack runs beside the download of the layers, from the moment
+	// the manifest and config are known: each layer is extracted once its
+	// blob is committed (arrivals). Whichever side fails first stops the
+	// other, and its error is the pull's.
+	blobs := newArrivals(s.Content)
 	userProgress := opts.Progress
 	opts.Progress = func(p remote.Progress) {
 		mu.Lock()
 		data[p.Digest] = true
 		mu.Unlock()
+		if p.Done && p.Err == nil {
+			blobs.arrived(p.Digest)
+		}
 		if userProgress != nil {
 			userProgress(p)
 		}
 	}
-	target, _, _, err := remote.Pull(ctx, s.Content, name, opts)
+	fctx, cancelFetch := context.WithCancel(ctx)
+	defer cancelFetch()
+	uctx, cancelUnpack := context.WithCancel(ctx)
+	defer cancelUnpack()
+	var failed firstError
+	var unpacked chan error // set when the unpack starts; it sends its result
+	userManifest := opts.OnManifest
+	opts.OnManifest = func(mctx context.Context, target ocispec.Descriptor, m ocispec.Manifest, cfg ocispec.Image) error {
+		if userManifest != nil {
+			if err := userManifest(mctx, target, m, cfg); err != nil {
+				return err
+			}
+		}
+		// The snapshots the unpack commits, leased before it writes them
+		// (its active extract-* snapshots are leased one by one below).
+		if err := s.DB.AddLease(mctx, lease, nil, chainIDs(cfg.RootFS.DiffIDs)); err != nil {
+			return fmt.Errorf("lease: %w", err)
+		}
+		uopts := unpack.Options{Limits: s.UnpackLimits, Lease: func(lctx context.Context, key string) error {
+			return s.DB.AddLease(lctx, lease, nil, []string{key})
+		}}
+		unpacked = make(chan error, 1)
+		go func() {
+			_, err := unpack.UnpackFrom(uctx, blobs, s.Snapshotter, m, cfg, uopts)
+			if err != nil {
+				failed.set(fmt.Errorf("pull %s: unpack: %w", name, err))
+				cancelFetch()
+			}
+			unpacked <- err
+		}()
+		return nil
+	}
+	target, r, err := s.fetch(fctx, name, lease, opts)
 	if err != nil {
+		failed.set(err)
+		cancelUnpack()
+	} else {
+		mu.Lock()
+		for _, d := range append(r.Blobs(), target.Digest) {
+			data[d] = true // the whole image is fetched: a failed unpack keeps it all
+		}
+		mu.Unlock()
+	}
+	blobs.finish(err)
+	if unpacked != nil {
+		<-unpacked
+	} else if err == nil {
+		err = fmt.Errorf("pull %s: the manifest was never reported: nothing unpacked: %w", name, errdefs.ErrFailedPrecondition)
+		failed.set(err)
+	}
+	if err := failed.get(); err != nil {
 		return metadata.Image{}, err
-	}
-	r, err := resolve(ctx, s.Content, target, opts.Platform)
-	if err != nil {
-		return metadata.Image{}, fmt.Errorf("pull %s: %w", name, err)
-	}
-	if err := s.DB.AddLease(ctx, lease, append(r.Blobs(), target.Digest), r.ChainIDs); err != nil {
-		return metadata.Image{}, fmt.Errorf("pull %s: lease: %w", name, err)
-	}
-	mu.Lock()
-	for _, d := range append(r.Blobs(), target.Digest) {
-		data[d] = true // the whole image is fetched: a failed unpack keeps it all
-	}
-	mu.Unlock()
-	if _, err := unpack.UnpackWithLimits(ctx, s.Content, s.Snapshotter, r.Parsed, r.Config, s.UnpackLimits); err != nil {
-		return metadata.Image{}, fmt.Errorf("pull %s: unpack: %w", name, err)
 	}
 	img := metadata.Image{Name: name, Target: target, Blobs: uniq(append([]digest.Digest{target.Digest}, r.Blobs()...)), Snapshots: r.ChainIDs}
 	if err := s.DB.PutImage(ctx, ns, img); err != nil {
 		return metadata.Image{}, fmt.Errorf("pull %s: %w", name, err)
 	}
 	return s.DB.GetImage(ctx, ns, name)
+}
+
+// fetch runs remote.Pull, reads back the manifest and config it chose for
+// the platform and leases the whole image (blobs and snapshots).
+func (s *Service) fetch(ctx context.Context, name, lease string, opts remote.Options) (ocispec.Descriptor, *Resolved, error) {
+	target, _, _, err := remote.Pull(ctx, s.Content, name, opts)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	r, err := resolve(ctx, s.Content, target, opts.Platform)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("pull %s: %w", name, err)
+	}
+	if err := s.DB.AddLease(ctx, lease, append(r.Blobs(), target.Digest), r.ChainIDs); err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("pull %s: lease: %w", name, err)
+	}
+	return target, r, nil
 }
 
 // processLeaseOwner marks the pull and import leases this process takes: a
@@ -216,7 +282,10 @@ func (s *Service) keepForRetry(ctx context.Context, lease, retry string, keep fu
 		}
 		var snaps []string
 		for _, k := range l.Snapshots {
-			if _, err := s.Snapshotter.Stat(ctx, k); err == nil {
+			// Committed layers only: a half-written extract-* snapshot
+			// is worth nothing to a retry (system check reports it,
+			// prune removes it).
+			if info, err := s.Snapshotter.Stat(ctx, k); err == nil && info.Kind == snapshot.KindCommitted {
 				snaps = append(snaps, k)
 			}
 		}

@@ -34,7 +34,8 @@ type Options struct {
 	// Platform to pick from an index; the zero value means the host's
 	// (DefaultPlatform).
 	Platform ocispec.Platform
-	// Progress, when set, is called (never concurrently) as blobs download.
+	// Progress, when set, is called (never concurrently) as blobs download;
+	// a blob is reported Done once it is committed (verified) in the store.
 	Progress func(Progress)
 	// Lease, when set, is called with the digest of every blob (index,
 	// manifest, config, layer) before Pull looks it up in the store or
@@ -42,6 +43,13 @@ type Options struct {
 	// collection running meanwhile (a manifest is not reported through
 	// Progress). An error fails the pull.
 	Lease func(ctx context.Context, dgst digest.Digest) error
+	// OnManifest, when set, is called once the manifest and the config are
+	// fetched and checked (the config has one diff_id per layer), before
+	// any layer is, with the target descriptor and the manifest and config
+	// Pull chose; the layers download after it returns. A caller can start
+	// unpacking then, opening each layer once Progress reports it Done. An
+	// error fails the pull.
+	OnManifest func(ctx context.Context, target ocispec.Descriptor, manifest ocispec.Manifest, config ocispec.Image) error
 	// MaxConcurrent bounds the layers downloaded at once (default 3).
 	MaxConcurrent int
 	// MaxRetries bounds the retries of one request after a network error,
@@ -206,6 +214,11 @@ func (p *puller) pull(ctx context.Context) (ocispec.Descriptor, ocispec.Manifest
 	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return zd, ocispec.Manifest{}, ocispec.Image{}, fmt.Errorf("config %s: %d diff_ids for %d layers: %w", m.Config.Digest, len(cfg.RootFS.DiffIDs), len(m.Layers), errdefs.ErrInvalidArgument)
+	}
+	if p.opts.OnManifest != nil {
+		if err := p.opts.OnManifest(ctx, target, m, cfg); err != nil {
+			return zd, ocispec.Manifest{}, ocispec.Image{}, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.opts.MaxConcurrent)

@@ -10,4 +10,7 @@
 // (archive.ApplyDetached, at most GOMAXPROCS but at least 2 at a time), then
 // fixed up and committed in order (parallel.go); the native snapshotter,
 // whose snapshots are full copies, applies them one after the other.
+// UnpackFrom reads the blobs through a BlobOpener, which may wait for each
+// blob to be downloaded (a pull unpacks while it downloads): a layer's blob
+// is opened before its snapshot is prepared.
 package unpack

@@ -38,13 +38,13 @@ var errLowerFailed = errors.New("a lower layer failed")
 // needs its lower layers to be extracted (a hardlink into one) is extracted
 // again, sequentially, once they are committed.
 type parallel struct {
-	cs      blobOpener
+	cs      BlobOpener
 	sn      snapshot.Snapshotter
 	pc      snapshot.ParentCommitter
 	layers  []ocispec.Descriptor
 	diffIDs []digest.Digest
 	chain   []digest.Digest
-	lim     Limits
+	opts    Options
 	total   *atomic.Int64
 
 	slots chan struct{}
@@ -52,10 +52,10 @@ type parallel struct {
 	errs  []error         // the layer's result, read after done
 }
 
-func unpackParallel(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, pc snapshot.ParentCommitter, layers []ocispec.Descriptor, diffIDs, chain []digest.Digest, lim Limits, total *atomic.Int64) (string, error) {
+func unpackParallel(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, pc snapshot.ParentCommitter, layers []ocispec.Descriptor, diffIDs, chain []digest.Digest, opts Options, total *atomic.Int64) (string, error) {
 	n := len(layers)
 	p := &parallel{
-		cs: cs, sn: sn, pc: pc, layers: layers, diffIDs: diffIDs, chain: chain, lim: lim, total: total,
+		cs: cs, sn: sn, pc: pc, layers: layers, diffIDs: diffIDs, chain: chain, opts: opts, total: total,
 		slots: make(chan struct{}, max(runtime.GOMAXPROCS(0), 2)),
 		done:  make([]chan struct{}, n),
 		errs:  make([]error, n),
@@ -144,7 +144,7 @@ func (p *parallel) layer(ctx context.Context, i int) error {
 		return fmt.Errorf("layer %d: stat snapshot %s: %w", i, id, err)
 	}
 	if i == 0 {
-		return applyLayer(ctx, p.cs, p.sn, 0, layer, p.diffIDs[0], id, "", p.lim, p.total)
+		return applyLayer(ctx, p.cs, p.sn, 0, layer, p.diffIDs[0], id, "", p.opts, p.total)
 	}
 	ex, err := p.extract(ctx, i)
 	release()
@@ -157,7 +157,7 @@ func (p *parallel) layer(ctx context.Context, i int) error {
 		if err := p.waitLower(ctx, i); err != nil {
 			return err
 		}
-		return applyLayer(ctx, p.cs, p.sn, i, layer, p.diffIDs[i], id, parent, p.lim, p.total)
+		return applyLayer(ctx, p.cs, p.sn, i, layer, p.diffIDs[i], id, parent, p.opts, p.total)
 	}
 	err = p.commit(ctx, i, ex, id, parent)
 	if err != nil {
@@ -223,11 +223,18 @@ type extracted struct {
 func (p *parallel) extract(ctx context.Context, i int) (_ *extracted, retErr error) {
 	layer, diffID := p.layers[i], p.diffIDs[i]
 	wrap := func(err error) error { return fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err) }
+	// The blob first: opening it may wait for its download, and nothing
+	// is prepared meanwhile.
+	lr, hash, closeBlob, err := p.open(ctx, i)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer closeBlob()
 	key, err := extractKey(p.chain[i].String())
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := p.sn.Prepare(ctx, key, "")
+	mounts, err := prepare(ctx, p.sn, p.opts, key, "")
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -240,11 +247,6 @@ func (p *parallel) extract(ctx context.Context, i int) (_ *extracted, retErr err
 		return nil, wrap(fmt.Errorf("a snapshot without parent has mounts %v, want one bind mount: %w", mounts, errdefs.ErrNotImplemented))
 	}
 	dir := mounts[0].Source
-	lr, hash, closeBlob, err := p.open(ctx, i)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	defer closeBlob()
 	_, det, err := archive.ApplyDetached(ctx, dir, io.TeeReader(lr, hash.Hash()))
 	if errors.Is(err, archive.ErrNeedsLowers) {
 		// Its bytes count once, when it is applied again.
@@ -283,7 +285,7 @@ func (p *parallel) open(ctx context.Context, i int) (*limitReader, digest.Digest
 	if st, err := f.Stat(); err == nil {
 		compressed = st.Size()
 	}
-	lr := &limitReader{r: rc, lim: p.lim, compressed: compressed, image: p.total}
+	lr := &limitReader{r: rc, lim: p.opts.Limits, compressed: compressed, image: p.total}
 	return lr, p.diffIDs[i].Algorithm().Digester(), func() { rc.Close(); f.Close() }, nil
 }
 

@@ -195,7 +195,7 @@ func TestUnpackParallelMatchesSequential(t *testing.T) {
 // gatedOpener tells when a blob is first opened (opened), and holds the
 // opening of another (gated) until the test lets it (release).
 type gatedOpener struct {
-	blobOpener
+	BlobOpener
 	watched, gated digest.Digest
 	opened         chan struct{}
 	release        chan struct{}
@@ -213,7 +213,7 @@ func (g *gatedOpener) Open(ctx context.Context, d digest.Digest) (*os.File, erro
 			return nil, ctx.Err()
 		}
 	}
-	return g.blobOpener.Open(ctx, d)
+	return g.BlobOpener.Open(ctx, d)
 }
 
 // TestUnpackParallelFailures: a layer that fails while others extract
@@ -244,13 +244,13 @@ func TestUnpackParallelFailures(t *testing.T) {
 		c.RootFS.DiffIDs[2] = wrong
 		chain := ChainIDs(c.RootFS.DiffIDs)
 		// Layer 2 is read (and fails) only once layer 3 is extracting.
-		g := &gatedOpener{blobOpener: cs, watched: layers[3].desc.Digest, gated: layers[2].desc.Digest,
+		g := &gatedOpener{BlobOpener: cs, watched: layers[3].desc.Digest, gated: layers[2].desc.Digest,
 			opened: make(chan struct{}), release: make(chan struct{})}
 		go func() {
 			<-g.opened
 			close(g.release)
 		}()
-		_, err := unpack(ctx, g, sn, m.Layers, c.RootFS, Limits{})
+		_, err := unpack(ctx, g, sn, m.Layers, c.RootFS, Options{})
 		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "layer 2") || !strings.Contains(err.Error(), wrong.String()) {
 			t.Fatalf("got %v, want ErrInvalidArgument naming layer 2 and %s", err, wrong)
 		}
@@ -267,13 +267,13 @@ func TestUnpackParallelFailures(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		// Cancelled while layer 3 waits to be read.
-		g := &gatedOpener{blobOpener: cs, watched: layers[3].desc.Digest, gated: layers[3].desc.Digest,
+		g := &gatedOpener{BlobOpener: cs, watched: layers[3].desc.Digest, gated: layers[3].desc.Digest,
 			opened: make(chan struct{}), release: make(chan struct{})}
 		go func() {
 			<-g.opened
 			cancel()
 		}()
-		_, err := unpack(cctx, g, sn, m.Layers, c.RootFS, Limits{})
+		_, err := unpack(cctx, g, sn, m.Layers, c.RootFS, Options{})
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("got %v, want context.Canceled", err)
 		}

@@ -34,12 +34,24 @@ func ChainIDs(diffIDs []digest.Digest) []digest.Digest {
 	return out
 }
 
-// blobOpener is what Unpack needs of the content store.
-type blobOpener interface {
+// BlobOpener is what Unpack reads layer blobs from: the content store, or
+// a wrapper of it that waits until a blob is committed there (a pull that
+// unpacks while it downloads). Open must return only verified blobs.
+type BlobOpener interface {
 	Open(ctx context.Context, dgst digest.Digest) (*os.File, error)
 }
 
-var _ blobOpener = (*content.Store)(nil)
+var _ BlobOpener = (*content.Store)(nil)
+
+// Options tune UnpackFrom.
+type Options struct {
+	// Limits bound what the layers may expand to (zero: the defaults).
+	Limits Limits
+	// Lease, when set, is called with the key of every active snapshot
+	// before Unpack prepares it, so that the caller can protect it from a
+	// garbage collection running meanwhile. An error fails the layer.
+	Lease func(ctx context.Context, key string) error
+}
 
 // Unpack applies every layer of the image onto committed snapshots named by
 // chain ID, skipping those that exist, checks each layer's uncompressed
@@ -48,18 +60,27 @@ var _ blobOpener = (*content.Store)(nil)
 // those below it stay (they are valid and shared).
 // Layers expand within the default Limits.
 func Unpack(ctx context.Context, cs *content.Store, sn snapshot.Snapshotter, manifest ocispec.Manifest, config ocispec.Image) (string, error) {
-	return unpack(ctx, cs, sn, manifest.Layers, config.RootFS, Limits{})
+	return unpack(ctx, cs, sn, manifest.Layers, config.RootFS, Options{})
 }
 
 // UnpackWithLimits is Unpack with bounds on the uncompressed size of the
 // layers: a layer that expands past them fails (ErrInvalidArgument, naming
 // the layer and the limit) and leaves no snapshot.
 func UnpackWithLimits(ctx context.Context, cs *content.Store, sn snapshot.Snapshotter, manifest ocispec.Manifest, config ocispec.Image, lim Limits) (string, error) {
-	return unpack(ctx, cs, sn, manifest.Layers, config.RootFS, lim)
+	return unpack(ctx, cs, sn, manifest.Layers, config.RootFS, Options{Limits: lim})
 }
 
-func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers []ocispec.Descriptor, rootfs ocispec.RootFS, lim Limits) (string, error) {
-	lim = lim.withDefaults()
+// UnpackFrom is UnpackWithLimits reading the layer blobs from blobs. A
+// layer's blob is opened when the layer is about to be extracted (in layer
+// order, a few at once on overlay), before its snapshot is prepared: an Open
+// that waits for a download leaves no snapshot behind while it waits, and a
+// layer that is already unpacked is never opened.
+func UnpackFrom(ctx context.Context, blobs BlobOpener, sn snapshot.Snapshotter, manifest ocispec.Manifest, config ocispec.Image, opts Options) (string, error) {
+	return unpack(ctx, blobs, sn, manifest.Layers, config.RootFS, opts)
+}
+
+func unpack(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, layers []ocispec.Descriptor, rootfs ocispec.RootFS, opts Options) (string, error) {
+	opts.Limits = opts.Limits.withDefaults()
 	var total atomic.Int64
 	if rootfs.Type != "layers" {
 		return "", fmt.Errorf("config.rootfs.type %q, want \"layers\": %w", rootfs.Type, errdefs.ErrInvalidArgument)
@@ -74,7 +95,7 @@ func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers 
 	}
 	chain := ChainIDs(rootfs.DiffIDs)
 	if pc, ok := sn.(snapshot.ParentCommitter); ok && len(layers) > 1 {
-		return unpackParallel(ctx, cs, sn, pc, layers, rootfs.DiffIDs, chain, lim, &total)
+		return unpackParallel(ctx, cs, sn, pc, layers, rootfs.DiffIDs, chain, opts, &total)
 	}
 	parent := ""
 	for i, layer := range layers {
@@ -83,7 +104,7 @@ func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers 
 		if err != nil {
 			return "", fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
 		}
-		err = unpackOne(ctx, cs, sn, i, layer, rootfs.DiffIDs[i], id, parent, lim, &total)
+		err = unpackOne(ctx, cs, sn, i, layer, rootfs.DiffIDs[i], id, parent, opts, &total)
 		unlock()
 		if err != nil {
 			return "", err
@@ -95,7 +116,7 @@ func unpack(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, layers 
 
 // unpackOne makes sure the committed snapshot id exists, unpacking layer i
 // onto parent if it does not. The caller holds the layer's lock.
-func unpackOne(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, lim Limits, total *atomic.Int64) error {
+func unpackOne(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, opts Options, total *atomic.Int64) error {
 	info, err := sn.Stat(ctx, id)
 	switch {
 	case err == nil && info.Kind == snapshot.KindCommitted:
@@ -103,18 +124,25 @@ func unpackOne(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i in
 	case err == nil:
 		return fmt.Errorf("layer %d: snapshot %s exists but is %s: %w", i, id, info.Kind, errdefs.ErrFailedPrecondition)
 	case errors.Is(err, errdefs.ErrNotFound):
-		return applyLayer(ctx, cs, sn, i, layer, diffID, id, parent, lim, total)
+		return applyLayer(ctx, cs, sn, i, layer, diffID, id, parent, opts, total)
 	default:
 		return fmt.Errorf("layer %d: stat snapshot %s: %w", i, id, err)
 	}
 }
 
-func applyLayer(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, lim Limits, total *atomic.Int64) (retErr error) {
+func applyLayer(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, opts Options, total *atomic.Int64) (retErr error) {
+	// The blob first: opening it may wait for its download, and nothing
+	// is prepared meanwhile.
+	f, err := cs.Open(ctx, layer.Digest)
+	if err != nil {
+		return fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
+	}
+	defer f.Close()
 	key, err := extractKey(id)
 	if err != nil {
 		return err
 	}
-	mounts, err := sn.Prepare(ctx, key, parent)
+	mounts, err := prepare(ctx, sn, opts, key, parent)
 	if err != nil {
 		return fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
 	}
@@ -124,15 +152,10 @@ func applyLayer(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i i
 			_ = sn.Remove(context.WithoutCancel(ctx), key)
 		}
 	}()
-	dir, opts, err := applyTarget(mounts)
+	dir, aopts, err := applyTarget(mounts)
 	if err != nil {
 		return fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
 	}
-	f, err := cs.Open(ctx, layer.Digest)
-	if err != nil {
-		return fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
-	}
-	defer f.Close()
 	rc, err := archive.Decompress(f)
 	if err != nil {
 		return fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
@@ -142,9 +165,9 @@ func applyLayer(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i i
 	if st, err := f.Stat(); err == nil {
 		compressed = st.Size()
 	}
-	lr := &limitReader{r: rc, lim: lim, compressed: compressed, image: total}
+	lr := &limitReader{r: rc, lim: opts.Limits, compressed: compressed, image: total}
 	digester := diffID.Algorithm().Digester()
-	if _, err := archive.Apply(ctx, dir, io.TeeReader(lr, digester.Hash()), opts); err != nil {
+	if _, err := archive.Apply(ctx, dir, io.TeeReader(lr, digester.Hash()), aopts); err != nil {
 		if lr.err != nil {
 			err = lr.err
 		}
@@ -162,6 +185,17 @@ func applyLayer(ctx context.Context, cs blobOpener, sn snapshot.Snapshotter, i i
 		return fmt.Errorf("layer %d (%s): %w", i, layer.Digest, err)
 	}
 	return nil
+}
+
+// prepare leases the active snapshot key (Options.Lease) and prepares it
+// on parent.
+func prepare(ctx context.Context, sn snapshot.Snapshotter, opts Options, key, parent string) ([]snapshot.Mount, error) {
+	if opts.Lease != nil {
+		if err := opts.Lease(ctx, key); err != nil {
+			return nil, fmt.Errorf("lease snapshot %s: %w", key, err)
+		}
+	}
+	return sn.Prepare(ctx, key, parent)
 }
 
 // extractKey names the active snapshot a layer is extracted into.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -366,4 +367,103 @@ func TestChainIDs(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestUnpackFromLeasesAndOpensFirst: UnpackFrom calls Options.Lease with
+// every active snapshot key before the key exists, opens a layer's blob
+// before preparing its snapshot (an Open that waits leaves nothing
+// behind), and a Lease error fails the layer without a snapshot.
+func TestUnpackFromLeasesAndOpensFirst(t *testing.T) {
+	for name, newSn := range snapshotters(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			cs, err := content.NewStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sn, err := newSn(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sn.Close() })
+			var ls []layer
+			for _, n := range []string{"a", "b", "c"} {
+				ls = append(ls, store(t, cs, layerTar(t, ent{name: n, body: n}), "gzip"))
+			}
+			m, c := image(ls...)
+
+			// Layer 0's blob is held: while it is, no snapshot exists.
+			g := &gatedOpener{BlobOpener: cs, watched: ls[0].desc.Digest, gated: ls[0].desc.Digest,
+				opened: make(chan struct{}), release: make(chan struct{})}
+			var mu sync.Mutex // layers may be prepared at once (overlay)
+			var leased []string
+			var leaseErrs []string
+			opts := Options{Lease: func(ctx context.Context, key string) error {
+				_, err := sn.Stat(ctx, key)
+				mu.Lock()
+				defer mu.Unlock()
+				if !errors.Is(err, errdefs.ErrNotFound) {
+					leaseErrs = append(leaseErrs, key)
+				}
+				leased = append(leased, key)
+				return nil
+			}}
+			done := make(chan error, 1)
+			go func() {
+				_, err := UnpackFrom(ctx, g, sn, m, c, opts)
+				done <- err
+			}()
+			<-g.opened
+			// (Layers above it may be extracting meanwhile, on overlay.)
+			for _, k := range keys(t, sn) {
+				if strings.Contains(k, ls[0].diffID.Encoded()) {
+					t.Errorf("snapshot %s of layer 0 while its blob is held", k)
+				}
+			}
+			close(g.release)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if len(leaseErrs) != 0 {
+				t.Errorf("keys leased after they were prepared: %v", leaseErrs)
+			}
+			if len(leased) != len(ls) {
+				t.Errorf("leased %v, want one extract-* key per layer", leased)
+			}
+			for _, k := range leased {
+				if !strings.HasPrefix(k, "extract-") {
+					t.Errorf("leased key %q, want an extract-* one", k)
+				}
+			}
+
+			// Every layer unpacked: no blob is opened (nothing waits).
+			top, err := UnpackFrom(ctx, refuseOpen{t}, sn, m, c, opts)
+			if err != nil || top != ChainIDs(c.RootFS.DiffIDs)[2].String() {
+				t.Fatalf("unpack of unpacked layers: %q, %v", top, err)
+			}
+
+			// A lease that fails: the unpack fails naming it, and leaves
+			// no snapshot of its own.
+			l4 := store(t, cs, layerTar(t, ent{name: "d", body: "d"}), "gzip")
+			m, c = image(append(ls, l4)...)
+			boom := errors.New("lease refused")
+			_, err = UnpackFrom(ctx, cs, sn, m, c, Options{Lease: func(context.Context, string) error { return boom }})
+			if !errors.Is(err, boom) || !strings.Contains(err.Error(), "layer 3") {
+				t.Fatalf("got %v, want the lease error for layer 3", err)
+			}
+			for _, k := range keys(t, sn) {
+				if !strings.HasSuffix(k, "/committed") {
+					t.Errorf("snapshot %s left after the refused lease", k)
+				}
+			}
+		})
+	}
+}
+
+// refuseOpen fails the test if a blob is opened.
+type refuseOpen struct{ t *testing.T }
+
+func (r refuseOpen) Open(_ context.Context, d digest.Digest) (*os.File, error) {
+	r.t.Errorf("blob %s opened", d)
+	return nil, errdefs.ErrNotFound
 }

@@ -43,6 +43,9 @@ type Rule struct {
 	Rewrite func(body []byte) []byte
 	// DropHeaders removes response headers.
 	DropHeaders []string
+	// Hold, when set, holds the request until Hold is closed (then the
+	// rest of the rule applies), the client goes away or the proxy closes.
+	Hold chan struct{}
 
 	used int
 }
@@ -163,6 +166,15 @@ func (p *Proxy) rule(req *http.Request) *Rule {
 
 func (p *Proxy) serve(w http.ResponseWriter, req *http.Request) {
 	r := p.rule(req)
+	if r != nil && r.Hold != nil {
+		select {
+		case <-r.Hold:
+		case <-req.Context().Done():
+			return
+		case <-p.done:
+			return
+		}
+	}
 	if r != nil && r.Status != 0 {
 		for k, vs := range r.Header {
 			w.Header()[k] = vs
