@@ -52,17 +52,27 @@ func (c *childFiles) close() {
 // addSeccompListener connects to a seccomp agent's listenerPath and passes
 // the connection to the child, which sends the notify fd on it.
 func (c *childFiles) addSeccompListener(path string) (int, error) {
+	f, err := dialSeccompListener(path)
+	if err != nil {
+		return -1, err
+	}
+	c.closer = append(c.closer, f)
+	return c.add(f), nil
+}
+
+// dialSeccompListener connects to a seccomp agent's listenerPath; the
+// process sends the notify fd on the connection.
+func dialSeccompListener(path string) (*os.File, error) {
 	conn, err := net.Dial("unix", path)
 	if err != nil {
-		return -1, fmt.Errorf("linux.seccomp.listenerPath %s: %w", path, err)
+		return nil, fmt.Errorf("linux.seccomp.listenerPath %s: %w", path, err)
 	}
 	f, err := conn.(*net.UnixConn).File()
 	conn.Close()
 	if err != nil {
-		return -1, fmt.Errorf("linux.seccomp.listenerPath: %w", err)
+		return nil, fmt.Errorf("linux.seccomp.listenerPath: %w", err)
 	}
-	c.closer = append(c.closer, f)
-	return c.add(f), nil
+	return f, nil
 }
 
 // socketPair returns the two ends of a close-on-exec unix stream socket

@@ -50,6 +50,9 @@ type CreateOptions struct {
 
 	// consoleConn, when set, replaces ConsoleSocket ("run" with a terminal).
 	consoleConn *os.File
+	// beforeReserve, when set, is called before anything is made ("run"
+	// waits for its signal handlers there).
+	beforeReserve func()
 }
 
 // creation tracks what a create has made so far, to undo it on failure.
@@ -121,6 +124,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (*state.Container
 		rootfs = filepath.Join(bundle, rootfs)
 	}
 
+	if o.beforeReserve != nil {
+		o.beforeReserve()
+	}
 	if err := r.Store.Reserve(o.ID); err != nil {
 		return nil, err
 	}
@@ -146,8 +152,9 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	initCfg.NoPivot = o.NoPivot
 	initCfg.NoNewKeyring = o.NoNewKeyring
 	initCfg.PreserveFDs = o.PreserveFDs
+	var seccompKey string
 	if sc := s.Linux.Seccomp; sc != nil {
-		if initCfg.Seccomp, err = compiledSeccomp(r.Store.Root, sc); err != nil {
+		if initCfg.Seccomp, seccompKey, err = compiledSeccomp(r.Store.Root, sc); err != nil {
 			return nil, err
 		}
 	}
@@ -307,6 +314,7 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 		Owner:        ownerName(),
 		Annotations:  s.Annotations,
 		Spec:         s,
+		SeccompKey:   seccompKey,
 	}
 	if cg != nil {
 		c.CgroupPaths = cg.Paths()
@@ -505,27 +513,25 @@ func cgroupDirs(paths map[string]string) (v1 []string, v2 string) {
 // root (.seccomp/<key>, written atomically, readable by root only), or
 // compiles it and stores it. Compiling a docker-like default profile for
 // three architectures takes 20-25 ms; reading it back takes microseconds.
-// The cache is best effort: a store that fails is not an error.
-func compiledSeccomp(root string, sc *specs.LinuxSeccomp) ([]byte, error) {
+// The cache is best effort: a store that fails is not an error. It also
+// returns the key, which exec finds the program by (cachedSeccomp).
+func compiledSeccomp(root string, sc *specs.LinuxSeccomp) ([]byte, string, error) {
 	key, err := seccomp.CacheKey(sc)
 	if err != nil {
-		return nil, fmt.Errorf("linux.seccomp: %w", err)
+		return nil, "", fmt.Errorf("linux.seccomp: %w", err)
+	}
+	if data := cachedSeccomp(root, key); data != nil {
+		return data, key, nil
 	}
 	dir := filepath.Join(root, ".seccomp")
 	path := filepath.Join(dir, key)
-	if data, err := os.ReadFile(path); err == nil {
-		var p seccomp.Program
-		if p.UnmarshalBinary(data) == nil {
-			return data, nil
-		}
-	}
 	prog, err := seccomp.Prepare(sc)
 	if err != nil {
-		return nil, fmt.Errorf("linux.seccomp: %w", err)
+		return nil, "", fmt.Errorf("linux.seccomp: %w", err)
 	}
 	data, err := prog.MarshalBinary()
 	if err != nil {
-		return nil, fmt.Errorf("linux.seccomp: %w", err)
+		return nil, "", fmt.Errorf("linux.seccomp: %w", err)
 	}
 	if os.MkdirAll(dir, 0o700) == nil {
 		tmp, err := os.CreateTemp(dir, ".tmp-")
@@ -537,5 +543,21 @@ func compiledSeccomp(root string, sc *specs.LinuxSeccomp) ([]byte, error) {
 			os.Remove(tmp.Name())
 		}
 	}
-	return data, nil
+	return data, key, nil
+}
+
+// cachedSeccomp returns the compiled filter stored under key, or nil.
+func cachedSeccomp(root, key string) []byte {
+	if key == "" || strings.ContainsAny(key, "/.") {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(root, ".seccomp", key))
+	if err != nil {
+		return nil
+	}
+	var p seccomp.Program
+	if p.UnmarshalBinary(data) != nil {
+		return nil
+	}
+	return data
 }

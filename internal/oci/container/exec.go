@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -66,10 +65,48 @@ var nsFiles = map[specs.LinuxNamespaceType]string{
 // returns the process's exit status.
 func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	tracef("exec: start")
-	c, err := r.Store.Load(o.ID)
+	// Enabling every signal for forwarding costs a round trip per signal
+	// to the Go runtime's signal-mask thread (about 1 ms in all): it runs
+	// alongside the set-up below and is done before the process starts.
+	// The handlers are not reset when Exec returns (signal.Stop costs as
+	// much again): gantry-oci exits then.
+	sigs := make(chan os.Signal, 32)
+	notified := make(chan struct{})
+	if o.Detach {
+		close(notified)
+	} else {
+		go func() {
+			signal.Notify(sigs)
+			close(notified)
+		}()
+	}
+	// The bootstrap process starts (a fork and exec, most of a
+	// millisecond) while the state is read and the process planned: it
+	// waits for its message. Without a terminal it needs no fds but the
+	// preserved ones and the socket, unless the container has a seccomp
+	// listener; then it is started again with them.
+	var early chan startedBootstrap
+	if !o.Tty && o.ConsoleSocket == "" {
+		early = make(chan startedBootstrap, 1)
+		go func() {
+			b, err := startExecBootstrap(o.PreserveFDs)
+			early <- startedBootstrap{b, err}
+		}()
+		defer func() {
+			if early != nil {
+				if s := <-early; s.b != nil {
+					s.b.abandon()
+				}
+			}
+		}()
+	}
+	// Only the part of the state that exec needs in the common case: the
+	// whole spec is decoded below when it is needed.
+	v, err := r.Store.LoadExecView(o.ID)
 	if err != nil {
 		return -1, err
 	}
+	c := v.Container()
 	switch st := r.status(c); st {
 	case state.Running, state.Created:
 	case state.Paused:
@@ -79,11 +116,15 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	default:
 		return -1, fmt.Errorf("exec in container %q: it is %s: %w", o.ID, st, errdefs.ErrFailedPrecondition)
 	}
+	lin := v.Spec.Linux
+	if lin == nil {
+		return -1, fmt.Errorf("state of %q: the config has no linux section", o.ID)
+	}
 	cgPaths, err := subCgroups(c.CgroupPaths, o.Cgroup)
 	if err != nil {
 		return -1, err
 	}
-	proc, err := execProcess(c.Spec.Process, o)
+	proc, err := execProcess(v.Spec.Process, o)
 	if err != nil {
 		return -1, err
 	}
@@ -93,14 +134,9 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	if !proc.Terminal && o.ConsoleSocket != "" {
 		return -1, fmt.Errorf("--console-socket given without a terminal (--tty or process.terminal): %w", errdefs.ErrInvalidArgument)
 	}
-	sp := *c.Spec
-	sp.Process = proc
-	sp.Hooks = nil
-	linux := *c.Spec.Linux
-	sp.Linux = &linux
 
 	boot := &nsexec.Bootstrap{}
-	for _, ns := range c.Spec.Linux.Namespaces {
+	for _, ns := range lin.Namespaces {
 		file, ok := nsFiles[ns.Type]
 		if !ok {
 			continue
@@ -111,37 +147,71 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		}
 	}
 	boot.CgroupV1, boot.CgroupV2 = cgroupDirs(cgPaths)
+
+	// The whole state, spec included, only when it is needed: a profile
+	// not compiled yet, or the Go init.
+	var full *state.Container
+	loadFull := func() error {
+		if full == nil {
+			f, err := r.Store.Load(o.ID)
+			if err != nil {
+				return err
+			}
+			if f.Spec == nil || f.Spec.Linux == nil {
+				return fmt.Errorf("state of %q: the config has no linux section", o.ID)
+			}
+			full = f
+		}
+		return nil
+	}
 	var filter []byte
-	if sc := sp.Linux.Seccomp; sc != nil {
-		if filter, err = compiledSeccomp(r.Store.Root, sc); err != nil {
-			return -1, err
+	if lin.Seccomp != nil {
+		if filter = cachedSeccomp(r.Store.Root, v.SeccompKey); filter == nil {
+			if err := loadFull(); err != nil {
+				return -1, err
+			}
+			if sc := full.Spec.Linux.Seccomp; sc != nil {
+				if filter, _, err = compiledSeccomp(r.Store.Root, sc); err != nil {
+					return -1, err
+				}
+			}
 		}
 	}
-	cfg := &InitConfig{
-		ID: c.ID, Spec: &sp, Bundle: c.Bundle, Rootfs: c.Rootfs,
-		PreserveFDs: o.PreserveFDs, Exec: true, ConsoleFD: -1, ListenerFD: -1, FifoFD: -1,
-		Seccomp: filter,
+	// The common case needs no Go init: the C bootstrap sets the process
+	// up and executes it (execfast.go).
+	target := execTarget{
+		namespaces:  lin.Namespaces,
+		personality: len(lin.Personality) > 0 && string(lin.Personality) != "null",
+		seccomp:     lin.Seccomp != nil,
+	}
+	if lin.Seccomp != nil {
+		target.listenerPath = lin.Seccomp.ListenerPath
+	}
+	var cfg *InitConfig
+	if plan, why := r.fastExec(target, proc, o.PreserveFDs, filter); plan != nil {
+		boot.Exec = plan
+		tracef("exec: fast path")
+	} else {
+		tracef("exec: go path (%s)", why)
+		if err := loadFull(); err != nil {
+			return -1, err
+		}
+		sp := *full.Spec
+		sp.Process = proc
+		sp.Hooks = nil
+		linux := *full.Spec.Linux
+		sp.Linux = &linux
+		cfg = &InitConfig{
+			ID: full.ID, Spec: &sp, Bundle: full.Bundle, Rootfs: full.Rootfs,
+			PreserveFDs: o.PreserveFDs, Exec: true, ConsoleFD: -1, ListenerFD: -1, FifoFD: -1,
+			Seccomp: filter,
+		}
 	}
 
-	self, err := protectedSelf()
-	if err != nil {
-		return -1, err
-	}
-	defer self.Close()
-	tracef("exec: protected binary")
-	parentSock, childSock, err := socketPair("exec-parent", "exec-child")
-	if err != nil {
-		return -1, err
-	}
-	defer parentSock.Close()
-	defer childSock.Close()
-
-	files := newChildFiles(o.PreserveFDs)
-	defer files.close()
-	sockFD := files.add(childSock)
-
+	// The Go init's extra fds: the console socket, the seccomp listener.
+	var extra []*os.File
 	var consoleLocal *os.File
-	if proc.Terminal {
+	if cfg != nil && proc.Terminal {
 		var conn *os.File
 		if o.ConsoleSocket != "" {
 			conn, err = console.DialSocket(o.ConsoleSocket)
@@ -156,32 +226,36 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 			defer consoleLocal.Close()
 		}
 		defer conn.Close()
-		cfg.ConsoleFD = files.add(conn)
+		cfg.ConsoleFD = extraFD(o.PreserveFDs, len(extra))
+		extra = append(extra, conn)
 	}
-	if sc := sp.Linux.Seccomp; sc != nil && sc.ListenerPath != "" {
-		if cfg.ListenerFD, err = files.addSeccompListener(sc.ListenerPath); err != nil {
+	if sc := lin.Seccomp; cfg != nil && sc != nil && sc.ListenerPath != "" {
+		conn, err := dialSeccompListener(sc.ListenerPath)
+		if err != nil {
+			return -1, err
+		}
+		defer conn.Close()
+		cfg.ListenerFD = extraFD(o.PreserveFDs, len(extra))
+		extra = append(extra, conn)
+	}
+
+	var bs *execBootstrap
+	if early != nil {
+		s := <-early
+		early = nil
+		if s.err == nil && len(extra) == 0 {
+			bs = s.b
+		} else if s.b != nil {
+			s.b.abandon()
+		}
+	}
+	if bs == nil {
+		if bs, err = startExecBootstrap(o.PreserveFDs, extra...); err != nil {
 			return -1, err
 		}
 	}
-
-	sigs := make(chan os.Signal, 32)
-	if !o.Detach {
-		signal.Notify(sigs)
-		defer signal.Stop(sigs)
-	}
-	cmd := &exec.Cmd{
-		Path:       selfPath(self),
-		Args:       []string{"gantry-oci", "init"},
-		Env:        initEnv(sockFD),
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		ExtraFiles: files.files,
-	}
-	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("start exec bootstrap: %w", err)
-	}
-	childSock.Close()
+	defer bs.sock.Close()
+	cmd, parentSock := bs.cmd, bs.sock
 	tracef("exec: bootstrap started")
 	fail := func(err error, pids ...int) (int, error) {
 		for _, p := range pids {
@@ -195,33 +269,59 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		}
 		return -1, err
 	}
-	boot.Keep = files.keep()
+	boot.Keep = bs.keep
 	rd := bufio.NewReader(parentSock)
+	// The process cannot exist before the message is sent: signals are
+	// forwarded from its start.
+	<-notified
 	pid, err := nsexec.Drive(parentSock, rd, boot, nil)
 	if err != nil {
+		if boot.Exec != nil {
+			// The process may have failed before the bootstrap
+			// reported its pid: it is still ours to reap. (The
+			// bootstrap goes first, in case it still waits for a
+			// message that was never sent: then EOF comes at once.)
+			cmd.Process.Kill()
+			if late := nsexec.LatePid(rd); late > 0 {
+				return fail(err, late)
+			}
+		}
 		return fail(err)
 	}
 	tracef("exec: bootstrap done")
-	cfg.Pid = pid
-	enc := json.NewEncoder(parentSock)
-	dec := json.NewDecoder(rd)
-	if err := send(enc, message{Type: msgConfig, Config: cfg}); err != nil {
-		return fail(fmt.Errorf("send config to exec process: %w", err), pid)
-	}
-	// Reap the bootstrap only now: the process is already reading its config.
-	if boot.Fork {
-		if err := cmd.Wait(); err != nil {
-			return fail(fmt.Errorf("exec bootstrap: %w", err), pid)
+	if boot.Exec != nil {
+		// The socket is close-on-exec in the process: EOF means it has
+		// executed the command; else it reports what failed.
+		if err := nsexec.Executed(rd); err != nil {
+			return fail(err, pid)
 		}
+		if boot.Fork {
+			if err := cmd.Wait(); err != nil {
+				return fail(fmt.Errorf("exec bootstrap: %w", err), pid)
+			}
+		}
+	} else {
+		cfg.Pid = pid
+		enc := json.NewEncoder(parentSock)
+		dec := json.NewDecoder(rd)
+		if err := send(enc, message{Type: msgConfig, Config: cfg}); err != nil {
+			return fail(fmt.Errorf("send config to exec process: %w", err), pid)
+		}
+		// Reap the bootstrap only now: the process is already reading its config.
+		if boot.Fork {
+			if err := cmd.Wait(); err != nil {
+				return fail(fmt.Errorf("exec bootstrap: %w", err), pid)
+			}
+		}
+		if _, err := expect(dec, msgReady); err != nil {
+			return fail(err, pid)
+		}
+		tracef("exec: process ready")
+		// The socket is close-on-exec in the process: EOF means it has
+		// executed the command (or died trying), so a pid file and a detached
+		// return never name a process that is still gantry-oci.
+		io.Copy(io.Discard, rd)
 	}
-	if _, err := expect(dec, msgReady); err != nil {
-		return fail(err, pid)
-	}
-	tracef("exec: process ready")
-	// The socket is close-on-exec in the process: EOF means it has
-	// executed the command (or died trying), so a pid file and a detached
-	// return never name a process that is still gantry-oci.
-	io.Copy(io.Discard, rd)
 	tracef("exec: process executed")
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {

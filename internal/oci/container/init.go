@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -181,8 +182,9 @@ func finishProcess(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder, st *sp
 		}
 	}
 	if p.OOMScoreAdj != nil {
+		// the error names process.oomScoreAdj
 		if err := sched.SetOOMScoreAdj(0, *p.OOMScoreAdj); err != nil {
-			return fmt.Errorf("process.oomScoreAdj: %w", err)
+			return err
 		}
 	}
 	if p.Scheduler != nil {
@@ -246,10 +248,11 @@ func finishProcess(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder, st *sp
 		return fmt.Errorf("process.cwd %q: %w", cwd, err)
 	}
 	// A cwd reached through a leaked fd would be outside the root: the
-	// kernel then reports it "(unreachable)" (CVE-2024-21626).
+	// kernel then reports it "(unreachable)" (CVE-2024-21626). unix.Getwd
+	// turns that into ENOENT, so ask the kernel directly.
 	// (A seccomp profile may forbid getcwd: then C's closing of leaked
 	// fds is the defence.)
-	if wd, err := unix.Getwd(); err == nil && !strings.HasPrefix(wd, "/") {
+	if wd, ok := kernelCwd(); ok && !strings.HasPrefix(wd, "/") {
 		return fmt.Errorf("process.cwd %q: resolves outside the container (%q): %w", cwd, wd, errdefs.ErrInvalidArgument)
 	}
 	path, err := lookPath(p.Args[0], env)
@@ -308,6 +311,16 @@ func finishProcess(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder, st *sp
 	fmt.Fprintf(os.Stderr, "gantry-oci: exec %s: %v\n", path, err)
 	os.Exit(127)
 	return nil
+}
+
+// kernelCwd returns what getcwd(2) reports, unreachable paths included.
+func kernelCwd() (string, bool) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Getcwd(buf)
+	if err != nil || n < 1 || n > len(buf) || buf[n-1] != 0 {
+		return "", false
+	}
+	return string(buf[:n-1]), true
 }
 
 func joinsNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
@@ -450,7 +463,7 @@ func withHome(env []string, uid uint32) []string {
 		}
 	}
 	home := "/"
-	if data, err := os.ReadFile("/etc/passwd"); err == nil {
+	if data, err := readRegular("/etc/passwd"); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			f := strings.Split(line, ":")
 			if len(f) >= 6 && f[2] == strconv.FormatUint(uint64(uid), 10) && f[5] != "" {
@@ -462,13 +475,35 @@ func withHome(env []string, uid uint32) []string {
 	return append(append([]string{}, env...), "HOME="+home)
 }
 
+// readRegular reads path if it is a regular file: a FIFO the container
+// put there must not block the runtime.
+func readRegular(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return io.ReadAll(f)
+}
+
 // boundedCaps drops from c the capabilities that gantry-oci itself does not
 // hold in its bounding set (the host withholds them; no process could grant
 // them), with a warning on stderr, as runc ends up doing. A container never
 // gets more than it asked for.
 func boundedCaps(c *specs.LinuxCapabilities) *specs.LinuxCapabilities {
+	r, dropped := boundCaps(c)
+	warnDropped(dropped)
+	return r
+}
+
+// boundCaps is boundedCaps without the warning: it returns the names it
+// dropped.
+func boundCaps(c *specs.LinuxCapabilities) (*specs.LinuxCapabilities, []string) {
 	if c == nil {
-		return nil
+		return nil, nil
 	}
 	var dropped []string
 	filter := func(list []string) []string {
@@ -492,10 +527,13 @@ func boundedCaps(c *specs.LinuxCapabilities) *specs.LinuxCapabilities {
 		Permitted:   filter(c.Permitted),
 		Ambient:     filter(c.Ambient),
 	}
+	return r, dropped
+}
+
+func warnDropped(dropped []string) {
 	if len(dropped) > 0 {
 		fmt.Fprintf(os.Stderr, "gantry-oci: warning: capabilities not held by the runtime are not granted: %s\n", strings.Join(unique(dropped), " "))
 	}
-	return r
 }
 
 func unique(list []string) []string {

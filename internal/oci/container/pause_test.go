@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -125,6 +126,15 @@ type ctr struct {
 // directories must be gone then.
 func (r *rt) newContainer(start bool, edit func(*specs.Spec), args ...string) *ctr {
 	r.t.Helper()
+	return r.newContainerFiles(start, edit, nil, args...)
+}
+
+// newContainerFiles is newContainer with extra files in the rootfs: path
+// (relative to the rootfs) -> content; a path ending in "/" is a directory,
+// one ending in "*" an executable file, one ending in "|" a FIFO (the "*"
+// or "|" is not part of the name).
+func (r *rt) newContainerFiles(start bool, edit func(*specs.Spec), files map[string]string, args ...string) *ctr {
+	r.t.Helper()
 	t := r.t
 	var rnd [4]byte
 	rand.Read(rnd[:])
@@ -144,6 +154,34 @@ func (r *rt) newContainer(start bool, edit func(*specs.Spec), args ...string) *c
 	}
 	for _, a := range []string{"sh", "sleep", "dd", "cat"} {
 		if err := os.Symlink("busybox", filepath.Join(bin, a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for path, content := range files {
+		full := filepath.Join(bundle, "rootfs", path)
+		if strings.HasSuffix(path, "/") {
+			if err := os.MkdirAll(full, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if strings.HasSuffix(full, "|") {
+			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(strings.TrimSuffix(full, "|"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(full, "*") {
+			full, mode = strings.TrimSuffix(full, "*"), 0o755
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), mode); err != nil {
 			t.Fatal(err)
 		}
 	}

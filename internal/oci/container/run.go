@@ -29,11 +29,19 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 		defer remote.Close()
 		o.consoleConn = remote
 	}
-	// Catch signals before the container exists, so none is lost.
+	// Catch signals before the container exists, so none is lost: the
+	// set-up (a round trip per signal to the Go runtime's signal-mask
+	// thread, about 1 ms in all) runs while the config is read and is done
+	// before anything is made. The handlers are not reset when Run
+	// returns (signal.Stop costs as much again): gantry-oci exits then.
 	sigs := make(chan os.Signal, 32)
 	if !detach {
-		signal.Notify(sigs)
-		defer signal.Stop(sigs)
+		notified := make(chan struct{})
+		go func() {
+			signal.Notify(sigs)
+			close(notified)
+		}()
+		o.beforeReserve = func() { <-notified }
 	}
 	c, err := r.Create(ctx, o)
 	if err != nil {

@@ -35,6 +35,10 @@ type Bootstrap struct {
 	// the kernel's fast path, no RCU grace period).
 	CgroupV1 []string
 	CgroupV2 string
+	// Exec, when set, makes the final process apply it and execute the
+	// process itself, in C, instead of returning to the Go runtime (the
+	// exec fast path; see execproc.c).
+	Exec *Exec
 }
 
 // NamespaceTypes maps runtime-spec namespace types to the names nsexec.c
@@ -90,8 +94,16 @@ func (b *Bootstrap) Encode() ([]byte, error) {
 		}
 		fmt.Fprintf(&sb, "keep %d\n", fd)
 	}
+	var section []byte
+	if b.Exec != nil {
+		var err error
+		if section, err = b.Exec.encode(); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&sb, "exec %d\n", len(section))
+	}
 	sb.WriteString("\n")
-	return []byte(sb.String()), nil
+	return append([]byte(sb.String()), section...), nil
 }
 
 // Drive sends b on w and follows the bootstrap's replies read from r until
@@ -140,6 +152,42 @@ func Drive(w io.Writer, r *bufio.Reader, b *Bootstrap, usermap func(pid int) err
 			return 0, fmt.Errorf("%s", arg)
 		default:
 			return 0, fmt.Errorf("bootstrap process: unexpected line %q", line)
+		}
+	}
+}
+
+// Executed follows an exec fast path after Drive returned the pid: it reads
+// until EOF (the socket is close-on-exec: the process is executed) or an
+// error line (the process failed before execve and exits).
+func Executed(r *bufio.Reader) error {
+	line, err := r.ReadString('\n')
+	if err == io.EOF && line == "" {
+		return nil
+	}
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read from exec process: %w", err)
+	}
+	line = strings.TrimSuffix(line, "\n")
+	if msg, ok := strings.CutPrefix(line, "error "); ok {
+		return fmt.Errorf("%s", msg)
+	}
+	return fmt.Errorf("exec process: unexpected line %q", line)
+}
+
+// LatePid reads what is left of the bootstrap's replies after Drive failed
+// and returns the pid they report, or 0. With an exec section the final
+// process may report its failure before the bootstrap reports its pid; the
+// caller then still has a child to reap.
+func LatePid(r *bufio.Reader) int {
+	for {
+		line, err := r.ReadString('\n')
+		if v, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "pid "); ok {
+			if pid, err := strconv.Atoi(v); err == nil && pid > 0 {
+				return pid
+			}
+		}
+		if err != nil {
+			return 0
 		}
 	}
 }

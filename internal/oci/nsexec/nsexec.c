@@ -23,6 +23,9 @@
  *                                up (but the socket) is closed at once
  *             cgroup1 <dir>      a cgroup v1 directory to enter (any number)
  *             cgroup2 <dir>      the cgroup v2 directory to enter
+ *             exec <n>           the exec fast path: n bytes of a binary
+ *                                exec section follow the empty line (its
+ *                                format is at the top of execproc.c)
  *   C -> P  "usermap <pid>\n"    after unshare(CLONE_NEWUSER): P writes the
  *                                uid/gid maps of <pid>, then answers
  *   P -> C  "ok\n"
@@ -33,6 +36,15 @@
  *
  * Everything else (mounts, cgroups, capabilities, seccomp) is done in Go by
  * the init command, which continues on the same socket with JSON messages.
+ * With an exec section there is no Go init: the final process applies the
+ * process attributes itself (execproc.c) and then
+ *   C -> P  "error <text>\n"     on a failure (before or after the pid line)
+ *   or EOF                      the socket is close-on-exec: the process is
+ *                               executed
+ *
+ * The process is made non-dumpable first thing, so that nothing in the
+ * container can ptrace it or open its /proc files while it holds the
+ * runtime's fds (CVE-2016-9962); execve makes the user's process dumpable.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,7 +59,10 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "nsexec.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -57,6 +72,7 @@
 #endif
 
 #define MAX_MSG (64 * 1024)
+#define MAX_EXEC_SECTION (16 * 1024 * 1024)
 #define MAX_JOIN 16
 #define MAX_KEEP 1024
 #define MAX_CGROUP 32
@@ -73,11 +89,13 @@ struct gantry_clone_args {
 	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
 };
 
-static int sockfd = -1;
+int gantry_sockfd = -1;
+#define sockfd gantry_sockfd
+static int tracing;
 
 static void bail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
-static void write_all(const char *buf, size_t len)
+void gantry_write_all(const char *buf, size_t len)
 {
 	while (len > 0) {
 		ssize_t n = write(sockfd, buf, len);
@@ -88,6 +106,20 @@ static void write_all(const char *buf, size_t len)
 		}
 		buf += n;
 		len -= (size_t)n;
+	}
+}
+#define write_all gantry_write_all
+
+void gantry_trace(const char *what)
+{
+	struct timespec ts;
+	char line[256];
+	if (!tracing)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int n = snprintf(line, sizeof(line), "trace %ld.%06ld [%d] %s\n", (long)(ts.tv_sec % 100), ts.tv_nsec / 1000, getpid(), what);
+	if (n > 0 && write(2, line, (size_t)n) < 0) {
+		/* tracing is best effort */
 	}
 }
 
@@ -108,6 +140,71 @@ static void bail(const char *fmt, ...)
 	if (sockfd >= 0)
 		write_all(msg, (size_t)n);
 	_exit(1);
+}
+
+/*
+ * read_message reads the bootstrap message into buf until it holds the
+ * empty line that ends the text part; bytes read past it (the start of an
+ * exec section) stay in buf after it. Returns the length of the text part
+ * (with the empty line); *total is the number of bytes read.
+ */
+static size_t read_message(char *buf, size_t cap, size_t *total)
+{
+	size_t len = 0;
+	for (;;) {
+		ssize_t n;
+		char *end;
+		if (len >= cap - 1) {
+			errno = 0;
+			bail("bootstrap message larger than %d bytes", MAX_MSG);
+		}
+		n = read(sockfd, buf + len, cap - 1 - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			bail("read bootstrap message");
+		}
+		if (n == 0) {
+			errno = 0;
+			bail("parent closed the socket");
+		}
+		len += (size_t)n;
+		buf[len] = '\0';
+		/* the text part holds no NUL: strstr stops at the binary part at the latest */
+		end = strstr(buf, "\n\n");
+		if (end != NULL) {
+			*total = len;
+			return (size_t)(end + 2 - buf);
+		}
+	}
+}
+
+/* read_exec_section reads the exec section of len bytes, of which have are in buf */
+static char *read_exec_section(const char *buf, size_t have, size_t len)
+{
+	char *sec;
+	if (len > MAX_EXEC_SECTION || have > len) {
+		errno = 0;
+		bail("exec section of %zu bytes (have %zu, at most %d)", len, have, MAX_EXEC_SECTION);
+	}
+	sec = malloc(len + 1);
+	if (sec == NULL)
+		bail("allocate exec section");
+	memcpy(sec, buf, have);
+	while (have < len) {
+		ssize_t n = read(sockfd, sec + have, len - have);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			bail("read exec section");
+		}
+		if (n == 0) {
+			errno = 0;
+			bail("parent closed the socket");
+		}
+		have += (size_t)n;
+	}
+	return sec;
 }
 
 /* read_until reads into buf until it ends with end (a string) */
@@ -246,14 +343,44 @@ void gantry_nsexec(void)
 	unsigned long clone_flags = 0;
 	const char *env = getenv("_GANTRY_INIT_FD");
 	char *line, *save = NULL;
+	size_t text_len, total, exec_len = 0;
+	int has_exec = 0;
+	static struct exec_plan plan;
 
 	if (env == NULL || *env == '\0')
 		return;
 	sockfd = atoi(env);
 	if (sockfd < 3 || fcntl(sockfd, F_GETFD) < 0)
 		return;
+	/* Nothing in the container may ptrace us or open our /proc files. */
+	prctl(PR_SET_DUMPABLE, 0);
+	tracing = getenv("GANTRY_OCI_TRACE") != NULL;
 	/* A dying parent closes the socket: every read below then fails. */
-	read_until(msg, sizeof(msg), "\n\n");
+	text_len = read_message(msg, sizeof(msg), &total);
+	{
+		/* an exec section follows the text part; find its length first */
+		const char *x = strstr(msg, "\nexec ");
+		if (x != NULL && x < msg + text_len) {
+			char *end;
+			errno = 0;
+			exec_len = strtoul(x + 6, &end, 10);
+			if (errno != 0 || *end != '\n')
+				bail("bad exec line");
+			has_exec = 1;
+		} else if (total > text_len) {
+			errno = 0;
+			bail("%zu bytes after the bootstrap message", total - text_len);
+		}
+	}
+	if (has_exec) {
+		const char *why = NULL;
+		char *sec = read_exec_section(msg + text_len, total - text_len, exec_len);
+		if (gantry_exec_plan_decode(&plan, sec, exec_len, &why) < 0) {
+			errno = 0;
+			bail("%s", why);
+		}
+	}
+	msg[text_len] = '\0';
 	for (line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *val = strchr(line, ' ');
 		if (val == NULL)
@@ -285,6 +412,8 @@ void gantry_nsexec(void)
 				cg1[ncg1++] = val;
 		} else if (strcmp(line, "cgroup2") == 0) {
 			cg2 = val;
+		} else if (strcmp(line, "exec") == 0) {
+			/* read above */
 		} else if (strcmp(line, "keep") == 0) {
 			int fd = atoi(val);
 			if (fd >= 3 && fd < MAX_KEEP)
@@ -400,5 +529,7 @@ void gantry_nsexec(void)
 		snprintf(buf, sizeof(buf), "pid %d\n", getpid());
 		write_all(buf, strlen(buf));
 	}
+	if (has_exec)
+		gantry_exec_run(&plan);
 	/* return to the Go runtime, which runs the init command */
 }

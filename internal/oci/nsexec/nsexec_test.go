@@ -21,7 +21,8 @@ func TestMain(m *testing.M) {
 		uts, _ := os.Readlink("/proc/self/ns/uts")
 		user, _ := os.Readlink("/proc/self/ns/user")
 		uidMap, _ := os.ReadFile("/proc/self/uid_map")
-		fmt.Fprintf(f, "getpid=%d uid=%d uts=%s user=%s map=%s\n", os.Getpid(), os.Getuid(), uts, user, strings.Join(strings.Fields(string(uidMap)), ","))
+		dumpable, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+		fmt.Fprintf(f, "getpid=%d uid=%d uts=%s user=%s map=%s dumpable=%d\n", os.Getpid(), os.Getuid(), uts, user, strings.Join(strings.Fields(string(uidMap)), ","), dumpable)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -137,5 +138,27 @@ func TestBootstrapErrors(t *testing.T) {
 	_, _, err = bootstrap(t, &Bootstrap{Joins: []Join{{"bogus", "/proc/self/ns/net"}}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "unknown namespace type bogus") {
 		t.Fatalf("unknown type: err = %v", err)
+	}
+}
+
+// TestBootstrapNotDumpable: the process that joins the container's
+// namespaces must not be ptrace-able or have readable /proc files from
+// the container (CVE-2016-9962) from its first instruction on.
+func TestBootstrapNotDumpable(t *testing.T) {
+	for _, fork := range []bool{false, true} {
+		b := &Bootstrap{Fork: fork}
+		if fork {
+			if os.Geteuid() != 0 {
+				continue
+			}
+			b.CloneFlags = unix.CLONE_NEWPID
+		}
+		_, report, err := bootstrap(t, b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(report, " dumpable=0") {
+			t.Errorf("fork %v: %s, want dumpable=0", fork, report)
+		}
 	}
 }

@@ -148,49 +148,64 @@ func capset(eff, prm, inh set) error {
 	return nil
 }
 
-// Apply sets the capability sets of the calling thread to c: it drops from
-// the bounding set every capability not in c.Bounding, sets the effective,
-// permitted and inheritable sets exactly, clears the ambient set and raises
-// c.Ambient. A nil c drops everything. Capabilities newer than the running
-// kernel are ignored. It must run on the thread that will execve, after any
-// uid change (see package identity), as the last privileged step.
-func Apply(c *specs.LinuxCapabilities) error {
+// Sets are the capability sets Apply gives a process, as bit masks over
+// capability numbers up to Last.
+type Sets struct {
+	Last                                                 int // the kernel's last capability, at most 63
+	Bounding, Effective, Permitted, Inheritable, Ambient uint64
+}
+
+// Build checks c and converts it as Apply does, without changing anything:
+// names are resolved (an unknown one is an error), capabilities newer than
+// the running kernel are left out, and the effective set must lie within
+// the permitted one. A nil c is all sets empty.
+func Build(c *specs.LinuxCapabilities) (Sets, error) {
 	if c == nil {
 		c = &specs.LinuxCapabilities{}
 	}
 	last, err := Last()
 	if err != nil {
-		return err
+		return Sets{}, err
 	}
 	// Bits we have no name for can never be granted by a config, but they
 	// must still be dropped from the bounding set; set holds 64 bits.
 	last = min(last, 63)
-	bnd, err := build("bounding", c.Bounding, last)
-	if err != nil {
-		return err
+	var s [5]set
+	for i, f := range []struct {
+		field string
+		names []string
+	}{{"bounding", c.Bounding}, {"effective", c.Effective}, {"permitted", c.Permitted}, {"inheritable", c.Inheritable}, {"ambient", c.Ambient}} {
+		if s[i], err = build(f.field, f.names, last); err != nil {
+			return Sets{}, err
+		}
 	}
-	eff, err := build("effective", c.Effective, last)
-	if err != nil {
-		return err
-	}
-	prm, err := build("permitted", c.Permitted, last)
-	if err != nil {
-		return err
-	}
-	inh, err := build("inheritable", c.Inheritable, last)
-	if err != nil {
-		return err
-	}
-	amb, err := build("ambient", c.Ambient, last)
-	if err != nil {
-		return err
-	}
-
+	eff, prm := s[1], s[2]
 	// The kernel refuses an effective capability that is not permitted;
 	// report that as a config error rather than a bare EPERM.
 	if extra := eff.and(set{^prm[0], ^prm[1]}); extra != (set{}) {
-		return fmt.Errorf("process.capabilities.effective: %s not in the permitted set: %w", names(extra), errdefs.ErrInvalidArgument)
+		return Sets{}, fmt.Errorf("process.capabilities.effective: %s not in the permitted set: %w", names(extra), errdefs.ErrInvalidArgument)
 	}
+	return Sets{Last: last, Bounding: s[0].mask(), Effective: s[1].mask(), Permitted: s[2].mask(), Inheritable: s[3].mask(), Ambient: s[4].mask()}, nil
+}
+
+func (s set) mask() uint64 { return uint64(s[0]) | uint64(s[1])<<32 }
+
+func fromMask(m uint64) set { return set{uint32(m), uint32(m >> 32)} }
+
+// Apply sets the capability sets of the calling thread to c: it drops from
+// the bounding set every capability not in c.Bounding, sets the effective,
+// permitted and inheritable sets exactly, clears the ambient set and raises
+// c.Ambient. A nil c drops everything. Capabilities newer than the running
+// kernel are ignored. It must run on the thread that will execve, after any
+// uid change (see package identity), as the last privileged step. (The
+// exec fast path of gantry-oci does the same in C: nsexec/execproc.c.)
+func Apply(c *specs.LinuxCapabilities) error {
+	s, err := Build(c)
+	if err != nil {
+		return err
+	}
+	last := s.Last
+	bnd, eff, prm, inh, amb := fromMask(s.Bounding), fromMask(s.Effective), fromMask(s.Permitted), fromMask(s.Inheritable), fromMask(s.Ambient)
 
 	// After a switch to a non-root uid with PR_SET_KEEPCAPS the effective set
 	// is empty; raise it to the permitted set so that CAP_SETPCAP (needed to

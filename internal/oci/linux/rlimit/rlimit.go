@@ -38,22 +38,32 @@ func Parse(name string) (int, error) {
 	return n, nil
 }
 
+// Resolve checks every entry of rl (a known type, soft within hard) and
+// returns their resource numbers, in order.
+func Resolve(rl []specs.POSIXRlimit) ([]int, error) {
+	res := make([]int, len(rl))
+	for i, r := range rl {
+		n, err := Parse(r.Type)
+		if err != nil {
+			return nil, fmt.Errorf("process.rlimits[%d]: %w", i, err)
+		}
+		if r.Soft > r.Hard {
+			return nil, fmt.Errorf("process.rlimits[%d] %s: soft limit %d exceeds hard limit %d: %w", i, r.Type, r.Soft, r.Hard, errdefs.ErrInvalidArgument)
+		}
+		res[i] = n
+	}
+	return res, nil
+}
+
 // Apply sets each rlimit in rl on process pid (0 is the calling process) with
 // prlimit(2), in order. Applied to the calling process, RLIMIT_NOFILE also
 // survives Go's syscall.Exec (which otherwise restores the soft limit the Go
 // runtime found at start-up). The error names the rlimit type at fault.
 func Apply(pid int, rl []specs.POSIXRlimit) error {
 	// Check every entry before changing anything.
-	res := make([]int, len(rl))
-	for i, r := range rl {
-		n, err := Parse(r.Type)
-		if err != nil {
-			return fmt.Errorf("process.rlimits[%d]: %w", i, err)
-		}
-		if r.Soft > r.Hard {
-			return fmt.Errorf("process.rlimits[%d] %s: soft limit %d exceeds hard limit %d: %w", i, r.Type, r.Soft, r.Hard, errdefs.ErrInvalidArgument)
-		}
-		res[i] = n
+	res, err := Resolve(rl)
+	if err != nil {
+		return err
 	}
 	for i, r := range rl {
 		lim := unix.Rlimit{Cur: r.Soft, Max: r.Hard}
