@@ -19,6 +19,21 @@ func (c *Client) CreateContainer(ctx context.Context, req *gantryv1.CreateContai
 	return resp.GetContainer(), nil
 }
 
+// RunContainer creates a container and its task, started, in one call
+// (CreateContainer with the request's task set, as RunTask describes;
+// holdOutput as there). If the task fails the container is removed again
+// and the error returned. The task's state is nil when gantryd is older
+// than this call and created only the container: create and start its
+// task then (RunTask).
+func (c *Client) RunContainer(ctx context.Context, req *gantryv1.CreateContainerRequest, holdOutput bool) (*gantryv1.Container, *gantryv1.TaskState, error) {
+	req.Task = &gantryv1.CreateTaskRequest{Start: true, HoldOutput: holdOutput}
+	resp, err := c.ctrs.Create(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp.GetContainer(), resp.GetTask(), nil
+}
+
 // Container returns a container by id, name or unique id prefix.
 func (c *Client) Container(ctx context.Context, ref string) (*gantryv1.Container, error) {
 	resp, err := c.ctrs.Get(ctx, &gantryv1.GetContainerRequest{Ref: ref})
@@ -56,6 +71,17 @@ func (c *Client) DeleteContainer(ctx context.Context, ref string, force, keepSna
 // CreateTask launches the container's shim, which creates the container.
 func (c *Client) CreateTask(ctx context.Context, ref string) (*gantryv1.TaskState, error) {
 	return c.tasks.Create(ctx, &gantryv1.CreateTaskRequest{Ref: ref})
+}
+
+// RunTask creates and starts the container's task in one call: its shim
+// runs the runtime once (`run --detach`) instead of create, then start.
+// With holdOutput, what the process writes before the first live attacher
+// (Logs with Live) is held for it, so a client that attaches next misses
+// nothing; a client that will not attach leaves it false. The answer is
+// the started task's state, possibly already "stopped". A gantryd older
+// than this call only creates the task (status "created"): start it then.
+func (c *Client) RunTask(ctx context.Context, ref string, holdOutput bool) (*gantryv1.TaskState, error) {
+	return c.tasks.Create(ctx, &gantryv1.CreateTaskRequest{Ref: ref, Start: true, HoldOutput: holdOutput})
 }
 
 // StartTask starts the container's process.

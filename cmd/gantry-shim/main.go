@@ -40,6 +40,8 @@ func main() {
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "bound on each runtime call")
 	fs.BoolVar(&o.NoPivot, "no-pivot", false, "pass --no-pivot to the runtime's create")
 	fs.BoolVar(&o.DeleteOnExit, "delete-on-exit", false, "run the runtime's delete as soon as the container exits (it is removed on exit)")
+	fs.BoolVar(&o.Start, "start", false, "create and start the container in one runtime call (run --detach)")
+	fs.BoolVar(&o.HoldOutput, "hold-output", false, "with --start: hold the output for the first attacher")
 	fs.Parse(args)
 
 	var err error

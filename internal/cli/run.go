@@ -294,27 +294,41 @@ func newRunCommand(a *app) *cobra.Command {
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			ctr, err := c.CreateContainer(ctx, req)
+			// One call creates the container and starts its task (one
+			// runtime process); a foreground run has its output held until
+			// it attaches. A task that fails takes the container with it.
+			ctr, st, err := c.RunContainer(ctx, req, !detach)
 			if err != nil {
 				return gantryError(err)
 			}
 			id := ctr.GetId()
-			if _, err := c.CreateTask(ctx, id); err != nil {
-				// Nothing is left behind by a container that could not be created.
-				c.DeleteContainer(context.WithoutCancel(ctx), id, true, false)
-				return gantryError(err)
+			if st == nil {
+				// A gantryd without CreateContainerRequest.task.
+				if st, err = c.RunTask(ctx, id, !detach); err != nil {
+					// Nothing is left behind by a container that could not be created.
+					c.DeleteContainer(context.WithoutCancel(ctx), id, true, false)
+					return gantryError(err)
+				}
+			}
+			var start func() error // nil: started
+			if st.GetStatus() == "created" {
+				// A gantryd that only creates: start it after attaching.
+				start = func() error {
+					_, err := c.StartTask(ctx, id)
+					return err
+				}
 			}
 			if detach {
-				if _, err := c.StartTask(ctx, id); err != nil {
-					return gantryError(err)
+				if start != nil {
+					if err := start(); err != nil {
+						return gantryError(err)
+					}
 				}
 				fmt.Fprintln(a.stdio.Out, id)
 				return nil
 			}
-			code, err := a.runAttached(ctx, c, id, "", f.interactive, f.tty, func() error {
-				_, err := c.StartTask(ctx, id)
-				return err
-			}, func(ctx context.Context) (*gantryv1.TaskState, error) { return c.Wait(ctx, id, "") })
+			code, err := a.runAttached(ctx, c, id, "", f.interactive, f.tty, start,
+				func(ctx context.Context) (*gantryv1.TaskState, error) { return c.Wait(ctx, id, "") })
 			if rm {
 				if _, derr := c.DeleteContainer(context.WithoutCancel(ctx), id, true, false); derr != nil && err == nil {
 					err = derr
@@ -338,10 +352,11 @@ func newRunCommand(a *app) *cobra.Command {
 // runAttached streams the container's (or exec's) live output, feeds
 // stdin when interactive and returns the exit status from wait. A
 // container is started once the stream is attached; an exec is started
-// first (the shim holds its output until the stream attaches). The wait is
-// in flight from the start on, so the exit is known as soon as the shim
-// reports it, not one more round trip after the output ends; the status
-// is returned only once the whole output has been written.
+// first (the shim holds its output until the stream attaches), and a nil
+// start means a container already started with its output held (RunTask).
+// The wait is in flight from the start on, so the exit is known as soon as
+// the shim reports it, not one more round trip after the output ends; the
+// status is returned only once the whole output has been written.
 func (a *app) runAttached(ctx context.Context, c *client.Client, ref, execID string, interactive, tty bool,
 	start func() error, wait func(context.Context) (*gantryv1.TaskState, error)) (int, error) {
 	type waited struct {
@@ -357,9 +372,12 @@ func (a *app) runAttached(ctx context.Context, c *client.Client, ref, execID str
 			waitDone <- waited{st, err}
 		}()
 	}
-	if execID != "" {
-		if err := start(); err != nil {
-			return 0, err
+	startFirst := execID != "" || start == nil
+	if startFirst {
+		if start != nil {
+			if err := start(); err != nil {
+				return 0, err
+			}
 		}
 		startWait()
 	}
@@ -393,7 +411,7 @@ func (a *app) runAttached(ctx context.Context, c *client.Client, ref, execID str
 			}
 		}
 	}
-	if execID == "" {
+	if !startFirst {
 		// A created task can be waited for: the wait is answered when the
 		// process started below exits.
 		startWait()

@@ -250,7 +250,32 @@ func (c *containers) findInit() (string, error) {
 	return p, nil
 }
 
-func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantryv1.CreateContainerRequest) (*gantryv1.Container, error) {
+// CreateContainer creates the container, then with req.task its task
+// (`gantry run` in one call): a task that cannot be created or started
+// takes the container with it, so the caller sees one failed call and
+// nothing left. A kill -9 of gantryd between the two leaves a complete
+// container without a task ("created"), as between two calls.
+func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantryv1.CreateContainerRequest) (*gantryv1.Container, *gantryv1.TaskState, error) {
+	ctr, err := c.createContainer(ctx, ns, req)
+	if err != nil || req.GetTask() == nil {
+		return ctr, nil, err
+	}
+	treq := &gantryv1.CreateTaskRequest{Ref: ctr.GetId(), Start: req.GetTask().GetStart(), HoldOutput: req.GetTask().GetHoldOutput()}
+	st, err := c.CreateTask(ctx, ns, treq)
+	if err != nil {
+		if _, derr := c.DeleteContainer(context.WithoutCancel(ctx), ns, &gantryv1.DeleteContainerRequest{Ref: ctr.GetId(), Force: true}); derr != nil {
+			c.logger.Warn("remove container whose task failed", "namespace", ns, "id", ctr.GetId(), "error", derr)
+		}
+		return nil, nil, err
+	}
+	ctr.Status, ctr.Pid = st.GetStatus(), st.GetPid()
+	if st.GetStatus() == task.StatusStopped {
+		ctr.ExitStatus, ctr.ExitUnknown, ctr.ExitedAt = st.GetExitStatus(), st.GetExitUnknown(), st.GetExitedAt()
+	}
+	return ctr, st, nil
+}
+
+func (c *containers) createContainer(ctx context.Context, ns string, req *gantryv1.CreateContainerRequest) (*gantryv1.Container, error) {
 	o := req.GetOptions()
 	if o == nil {
 		o = &gantryv1.ContainerOptions{}
@@ -598,10 +623,11 @@ func (c *containers) task(ctx context.Context, ns, ref string) (metadata.Contain
 	return r, t, nil
 }
 
-// CreateTask launches the shim. A stopped task left from an earlier run
-// is deleted first (as `docker start` of an exited container).
-func (c *containers) CreateTask(ctx context.Context, ns, ref string) (*gantryv1.TaskState, error) {
-	r, err := c.resolve(ctx, ns, ref)
+// CreateTask launches the shim; with req.start the shim creates and
+// starts the container in one runtime call. A stopped task left from an
+// earlier run is deleted first (as `docker start` of an exited container).
+func (c *containers) CreateTask(ctx context.Context, ns string, req *gantryv1.CreateTaskRequest) (*gantryv1.TaskState, error) {
+	r, err := c.resolve(ctx, ns, req.GetRef())
 	if err != nil {
 		return nil, err
 	}
@@ -613,6 +639,9 @@ func (c *containers) CreateTask(ctx context.Context, ns, ref string) (*gantryv1.
 		if st.Status == task.StatusCreated {
 			// Created by a call whose answer was lost (gantryd died
 			// after the shim started): start goes on from here.
+			if req.GetStart() {
+				return c.StartTask(ctx, ns, r.ID)
+			}
 			return stateToAPI(st), nil
 		}
 		if st.Status != task.StatusStopped {
@@ -641,12 +670,16 @@ func (c *containers) CreateTask(ctx context.Context, ns, ref string) (*gantryv1.
 	t, err := c.tasks.Create(ctx, ns, r.ID, task.CreateOptions{
 		Bundle: dir, Runtime: r.Runtime, LogPath: c.logPath(ns, r.ID), Stdin: r.Labels[labelStdin] == "true",
 		DeleteOnExit: r.Labels[labelAutoRemove] == "true",
+		Start:        req.GetStart(), HoldOutput: req.GetHoldOutput(),
 	})
 	if err != nil {
 		if hung(err) {
 			c.markFailed(ns, r.ID, err)
 		}
 		return nil, err
+	}
+	if st, ok := t.Started(); ok {
+		return stateToAPI(st), nil
 	}
 	st, err := t.State(ctx, "")
 	if err != nil {

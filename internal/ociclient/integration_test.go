@@ -123,6 +123,33 @@ func TestLifecycleAgainstRuntime(t *testing.T) {
 	}
 }
 
+// TestRunDetachedAgainstRuntime: `run --detach` returns with the
+// container running and its pid in the pid file; the output written
+// before the call returned is in the pipe.
+func TestRunDetachedAgainstRuntime(t *testing.T) {
+	bin := testRuntime(t)
+	dir := t.TempDir()
+	r := &Runtime{Binary: bin, Root: filepath.Join(dir, "root"), Log: filepath.Join(dir, "log.json"), Timeout: time.Minute}
+	b := bundle.New(t, bundle.Args("/probe", "sleep", "1000"))
+	ctx := context.Background()
+	t.Cleanup(func() { r.Delete(ctx, b.ID, true) })
+	pidFile := filepath.Join(dir, "pid")
+	if err := r.RunDetached(ctx, b.ID, CreateOptions{Bundle: b.Dir, PidFile: pidFile}); err != nil {
+		t.Fatalf("RunDetached: %v", err)
+	}
+	pid, err := ReadPidFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.State(ctx, b.ID)
+	if err != nil || s.Status != "running" || s.Pid != pid {
+		t.Fatalf("State after run --detach = %+v, %v; want running, pid %d", s, err, pid)
+	}
+	if err := r.Delete(ctx, b.ID, true); err != nil {
+		t.Fatalf("Delete --force: %v", err)
+	}
+}
+
 func TestCreateErrorMessage(t *testing.T) {
 	bin := testRuntime(t)
 	dir := t.TempDir()

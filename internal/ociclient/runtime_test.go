@@ -219,3 +219,31 @@ func TestReadPidFile(t *testing.T) {
 		}
 	}
 }
+
+// TestRunDetachedArgs: RunDetached is one `run --detach` call with
+// create's flags, the container's stdio passed to the runtime.
+func TestRunDetachedArgs(t *testing.T) {
+	r, dir := fakeRuntime(t, `[ "$verb" = run ] || exit 3; echo out-from-runtime`)
+	out := filepath.Join(dir, "stdout")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = r.RunDetached(context.Background(), "c1", CreateOptions{
+		Bundle: "/b", PidFile: "/p", ConsoleSocket: "/s", NoPivot: true, IO: &IO{Stdout: f},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, _ := os.ReadFile(filepath.Join(dir, "args.txt"))
+	if !strings.HasSuffix(strings.TrimSpace(string(args)), "run --detach --bundle /b --pid-file /p --console-socket /s --no-pivot c1") {
+		t.Fatalf("runtime args %q", args)
+	}
+	if got, _ := os.ReadFile(out); string(got) != "out-from-runtime\n" {
+		t.Fatalf("stdout given to the runtime got %q", got)
+	}
+	if err := r.RunDetached(context.Background(), "c1", CreateOptions{}); err == nil {
+		t.Fatal("RunDetached without a bundle succeeded")
+	}
+}

@@ -28,8 +28,22 @@ type CreateOptions struct {
 
 // Create runs `create`: the container exists, its process waits for Start.
 func (r *Runtime) Create(ctx context.Context, id string, o CreateOptions) error {
+	args, err := createArgs(o)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", id, err)
+	}
+	io := o.IO
+	if io == nil {
+		io = &IO{}
+	}
+	_, _, err = r.run(ctx, call{verb: "create", args: append(args, id), io: io})
+	return err
+}
+
+// createArgs are the flags of create (and run) for o.
+func createArgs(o CreateOptions) ([]string, error) {
 	if o.Bundle == "" {
-		return fmt.Errorf("create %s: bundle: empty path", id)
+		return nil, fmt.Errorf("bundle: empty path")
 	}
 	args := []string{"--bundle", o.Bundle}
 	if o.PidFile != "" {
@@ -41,11 +55,26 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOptions) error 
 	if o.NoPivot {
 		args = append(args, "--no-pivot")
 	}
+	return args, nil
+}
+
+// RunDetached runs `run --detach`: the container is created and started
+// in one runtime process (runc and gantry-oci both have it), which saves
+// the process start-up of a separate `start`. The runtime runs the
+// prestart, createRuntime, createContainer, startContainer and poststart
+// hooks as for create and start; on a failed start it deletes the
+// container itself. It returns once the container's process runs (which
+// may have exited by then); the init is left to the caller's subreaper.
+func (r *Runtime) RunDetached(ctx context.Context, id string, o CreateOptions) error {
+	args, err := createArgs(o)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", id, err)
+	}
 	io := o.IO
 	if io == nil {
 		io = &IO{}
 	}
-	_, _, err := r.run(ctx, call{verb: "create", args: append(args, id), io: io})
+	_, _, err = r.run(ctx, call{verb: "run", args: append(append([]string{"--detach"}, args...), id), io: io})
 	return err
 }
 

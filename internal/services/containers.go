@@ -14,12 +14,17 @@ import (
 // named by ref (id, name or unique id prefix). Implementations return
 // errdefs kinds.
 type Containers interface {
-	CreateContainer(ctx context.Context, ns string, req *gantryv1.CreateContainerRequest) (*gantryv1.Container, error)
+	// CreateContainer creates the container and, when req.task is set, its
+	// task (the container is removed again if the task fails); the task's
+	// state is then the second result.
+	CreateContainer(ctx context.Context, ns string, req *gantryv1.CreateContainerRequest) (*gantryv1.Container, *gantryv1.TaskState, error)
 	GetContainer(ctx context.Context, ns, ref string) (*gantryv1.Container, error)
 	ListContainers(ctx context.Context, ns string) ([]*gantryv1.Container, error)
 	DeleteContainer(ctx context.Context, ns string, req *gantryv1.DeleteContainerRequest) (*gantryv1.Container, error)
 
-	CreateTask(ctx context.Context, ns, ref string) (*gantryv1.TaskState, error)
+	// CreateTask launches the task's shim; with req.start it also starts
+	// the task, in the same runtime call (see CreateTaskRequest).
+	CreateTask(ctx context.Context, ns string, req *gantryv1.CreateTaskRequest) (*gantryv1.TaskState, error)
 	StartTask(ctx context.Context, ns, ref string) (*gantryv1.TaskState, error)
 	TaskState(ctx context.Context, ns, ref, execID string) (*gantryv1.TaskState, error)
 	KillTask(ctx context.Context, ns string, req *gantryv1.KillTaskRequest) error
@@ -47,11 +52,11 @@ func (s *containerServer) Create(ctx context.Context, req *gantryv1.CreateContai
 	if err := required("image", req.GetImage()); err != nil {
 		return nil, err
 	}
-	c, err := s.c.CreateContainer(ctx, Namespace(ctx), req)
+	c, st, err := s.c.CreateContainer(ctx, Namespace(ctx), req)
 	if err != nil {
 		return nil, err
 	}
-	return &gantryv1.CreateContainerResponse{Container: c}, nil
+	return &gantryv1.CreateContainerResponse{Container: c, Task: st}, nil
 }
 
 func (s *containerServer) Get(ctx context.Context, req *gantryv1.GetContainerRequest) (*gantryv1.GetContainerResponse, error) {

@@ -19,7 +19,7 @@ func (s *taskServer) Create(ctx context.Context, req *gantryv1.CreateTaskRequest
 	if err := required("ref", req.GetRef()); err != nil {
 		return nil, err
 	}
-	return s.c.CreateTask(ctx, Namespace(ctx), req.GetRef())
+	return s.c.CreateTask(ctx, Namespace(ctx), req)
 }
 
 func (s *taskServer) Start(ctx context.Context, req *gantryv1.TaskRequest) (*gantryv1.TaskState, error) {

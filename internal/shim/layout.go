@@ -60,6 +60,16 @@ type Options struct {
 	// client learning of the exit. Delete still waits for it and answers
 	// only once the runtime's state is gone.
 	DeleteOnExit bool `json:"deleteOnExit,omitempty"`
+	// Start creates and starts the container in one runtime call (`run
+	// --detach`) instead of `create`: the shim reports "ok" with the
+	// container running (or already exited), and Start is refused.
+	Start bool `json:"start,omitempty"`
+	// HoldOutput, with Start, holds the init's output for its first live
+	// attacher (AttachOutput), as an exec's always is: up to
+	// shimapi.OutputHoldMax, then the process waits for the attacher (at
+	// most AttachWait) rather than lose output, so a client that attaches
+	// right after the start sees everything.
+	HoldOutput bool `json:"holdOutput,omitempty"`
 }
 
 // Args returns o as gantry-shim flags.
@@ -88,6 +98,12 @@ func (o Options) Args() []string {
 	}
 	if o.DeleteOnExit {
 		a = append(a, "--delete-on-exit")
+	}
+	if o.Start {
+		a = append(a, "--start")
+	}
+	if o.HoldOutput {
+		a = append(a, "--hold-output")
 	}
 	return a
 }

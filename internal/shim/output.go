@@ -19,7 +19,10 @@ type outChunk struct {
 // (AttachOutput). Writers block while an attacher is slow (backpressure, as
 // a terminal would give), never when nobody listens. With hold set, the
 // output written before the first attacher is kept (up to
-// shimapi.OutputHoldMax bytes) and given to it.
+// shimapi.OutputHoldMax bytes) and given to it; beyond that it is dropped,
+// unless the hub waits for its attacher (newWaitingHub): then a writer
+// blocks once the hold is full, until the first attacher comes or the wait
+// ends (release, close).
 type outputHub struct {
 	mu      sync.Mutex
 	subs    map[*outSub]struct{}
@@ -28,6 +31,10 @@ type outputHub struct {
 	held    int
 	closed  bool
 	done    chan struct{}
+	// waiting is closed when the hub stops waiting for its first attacher
+	// (attach, release or close); nil when it never waited.
+	waiting     chan struct{}
+	waitingOnce sync.Once
 }
 
 // outSub is one attacher.
@@ -43,6 +50,35 @@ func newOutputHub(hold bool) *outputHub {
 	return &outputHub{subs: map[*outSub]struct{}{}, hold: hold, done: make(chan struct{})}
 }
 
+// newWaitingHub returns a hub that holds the output for a first attacher
+// that is on its way: what does not fit the hold waits for it (the
+// process's writes block meanwhile, as on a terminal nobody reads) rather
+// than being dropped, until release or close.
+func newWaitingHub() *outputHub {
+	h := newOutputHub(true)
+	h.waiting = make(chan struct{})
+	return h
+}
+
+// release ends the wait for the first attacher: output that does not fit
+// the hold is dropped from then on, as for any hub that holds.
+func (h *outputHub) release() {
+	if h.waiting != nil {
+		h.waitingOnce.Do(func() { close(h.waiting) })
+	}
+}
+
+// released is closed once the hub no longer waits for its first attacher
+// (at once for a hub that never waited).
+func (h *outputHub) released() <-chan struct{} {
+	if h.waiting == nil {
+		return closedChan
+	}
+	return h.waiting
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // write hands a copy of data to every attacher.
 func (h *outputHub) write(stream byte, data []byte) {
 	if len(data) == 0 {
@@ -50,6 +86,15 @@ func (h *outputHub) write(stream byte, data []byte) {
 	}
 	c := outChunk{stream, append([]byte(nil), data...)}
 	h.mu.Lock()
+	for h.hold && h.waiting != nil && !isClosed(h.waiting) && !h.closed && h.held+len(c.data) > shimapi.OutputHoldMax {
+		// The hold is full and the first attacher is on its way: wait.
+		h.mu.Unlock()
+		select {
+		case <-h.waiting:
+		case <-h.done:
+		}
+		h.mu.Lock()
+	}
 	if h.closed {
 		h.mu.Unlock()
 		return
@@ -76,7 +121,17 @@ func (h *outputHub) write(stream byte, data []byte) {
 	}
 }
 
-// close ends the output: attachers get what was sent, then EOF.
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// close ends the output: attachers get what was sent, then EOF. What is
+// held stays for a first attacher that comes later.
 func (h *outputHub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -96,6 +151,7 @@ func (h *outputHub) attach() (*outSub, []outChunk) {
 	if !h.closed {
 		h.subs[s] = struct{}{}
 	}
+	h.release()
 	return s, pending
 }
 

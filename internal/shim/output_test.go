@@ -3,6 +3,7 @@ package shim
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	shimapi "github.com/gantry-project/gantry/api/shim/v1"
 )
@@ -75,4 +76,102 @@ func TestOutputHubClosedBeforeAttach(t *testing.T) {
 	if len(got) != 1 || string(got[0].data) != "last words" || got[0].stream != shimapi.OutputStdout {
 		t.Fatalf("got %+v, want one stdout chunk \"last words\"", got)
 	}
+}
+
+// TestWaitingHubKeepsEverything: a hub that waits for its attacher (the
+// init of a shim started with HoldOutput) holds what fits, then makes the
+// writer wait instead of dropping; the attacher gets every byte in order.
+func TestWaitingHubKeepsEverything(t *testing.T) {
+	h := newWaitingHub()
+	chunk := bytes.Repeat([]byte("y"), 64<<10)
+	const n = 10 // 640 KiB: more than the hold
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for i := 0; i < n; i++ {
+			h.write(shimapi.OutputStdout, chunk)
+		}
+	}()
+	// The writer fills the hold and then waits.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.mu.Lock()
+		held := h.held
+		h.mu.Unlock()
+		if held+len(chunk) > shimapi.OutputHoldMax {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hold never filled: %d bytes", held)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-wrote:
+		t.Fatal("every write returned before an attacher came: output beyond the hold was dropped")
+	case <-time.After(50 * time.Millisecond):
+	}
+	select {
+	case <-h.released():
+		t.Fatal("released before the attacher")
+	default:
+	}
+	s, pending := h.attach()
+	got := make(chan []outChunk)
+	go func() { got <- drain(h, s, pending) }()
+	<-wrote
+	h.close()
+	total := 0
+	for _, c := range <-got {
+		total += len(c.data)
+	}
+	if total != n*len(chunk) {
+		t.Fatalf("attacher got %d bytes, want %d", total, n*len(chunk))
+	}
+}
+
+// TestWaitingHubRelease: once released (nobody came in time), the hub
+// drops what does not fit the hold, as an exec's does; what was held
+// still goes to a later attacher.
+func TestWaitingHubRelease(t *testing.T) {
+	h := newWaitingHub()
+	big := bytes.Repeat([]byte("x"), shimapi.OutputHoldMax)
+	h.write(shimapi.OutputStdout, []byte("a"))
+	wrote := make(chan struct{})
+	go func() {
+		h.write(shimapi.OutputStdout, big) // does not fit: waits
+		close(wrote)
+	}()
+	select {
+	case <-wrote:
+		t.Fatal("a write beyond the hold returned before the release")
+	case <-time.After(50 * time.Millisecond):
+	}
+	h.release()
+	<-wrote
+	<-h.released()
+	h.close()
+	s, pending := h.attach()
+	got := drain(h, s, pending)
+	if len(got) != 1 || string(got[0].data) != "a" {
+		t.Fatalf("got %d chunks, want the one held", len(got))
+	}
+}
+
+// TestWaitingHubClose: closing the hub frees a writer that waits.
+func TestWaitingHubClose(t *testing.T) {
+	h := newWaitingHub()
+	big := bytes.Repeat([]byte("x"), shimapi.OutputHoldMax+1)
+	wrote := make(chan struct{})
+	go func() {
+		h.write(shimapi.OutputStdout, big)
+		close(wrote)
+	}()
+	select {
+	case <-wrote:
+		t.Fatal("the write returned before the close")
+	case <-time.After(50 * time.Millisecond):
+	}
+	h.close()
+	<-wrote
 }

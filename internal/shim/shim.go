@@ -294,24 +294,49 @@ func (s *Shim) stdio(p *process, withStdin bool) (*ociclient.IO, string, func(ok
 	return io, "", after, nil
 }
 
+// AttachWait bounds how long a shim started with HoldOutput waits for the
+// first attacher of the init's output before it drops what does not fit
+// the hold (the log keeps all of it).
+const AttachWait = 15 * time.Second
+
+// create creates the container with the runtime's create, or with Start
+// creates and starts it with one `run --detach`.
 func (s *Shim) create() error {
 	terminal, err := s.bundleTerminal()
 	if err != nil {
 		return err
 	}
-	p := &process{status: shimapi.StatusCreated, exited: make(chan struct{}), terminal: terminal, pidfd: -1, out: newOutputHub(false)}
+	out := newOutputHub(false)
+	status := shimapi.StatusCreated
+	if s.opts.Start {
+		status = shimapi.StatusRunning
+		if s.opts.HoldOutput {
+			out = newWaitingHub()
+		}
+	}
+	p := &process{status: status, exited: make(chan struct{}), terminal: terminal, pidfd: -1, out: out}
 	io, console, after, err := s.stdio(p, s.opts.Stdin)
 	if err != nil {
 		return err
 	}
 	pidFile := filepath.Join(s.opts.StateDir, InitPidName)
-	err = s.rt.Create(context.Background(), s.opts.ID, ociclient.CreateOptions{
+	co := ociclient.CreateOptions{
 		Bundle: s.opts.Bundle, PidFile: pidFile, ConsoleSocket: console, NoPivot: s.opts.NoPivot, IO: io,
-	})
+	}
+	verb := "create"
+	if s.opts.Start {
+		verb = "run"
+		err = s.rt.RunDetached(context.Background(), s.opts.ID, co)
+	} else {
+		err = s.rt.Create(context.Background(), s.opts.ID, co)
+	}
 	if err != nil {
 		after(false)
 		s.rt.Delete(context.Background(), s.opts.ID, true)
-		return fmt.Errorf("create container %s: %w", s.opts.ID, err)
+		return fmt.Errorf("%s container %s: %w", verb, s.opts.ID, err)
+	}
+	if s.opts.Start && s.opts.HoldOutput {
+		time.AfterFunc(AttachWait, out.release)
 	}
 	if err := after(true); err != nil {
 		s.rt.Delete(context.Background(), s.opts.ID, true)
@@ -372,6 +397,13 @@ func (s *Shim) finish(p *process, status int, at time.Time) {
 	}
 	if err := writeJSON(s.opts.StateDir, name, rec); err != nil {
 		fmt.Fprintf(os.Stderr, "gantry-shim %s: record exit of pid %d: %v\n", s.opts.ID, p.pid, err)
+	}
+	// Output held for an attacher on its way (HoldOutput) may have the
+	// copy waiting: give the attacher its time (AttachWait) before the
+	// drain's own bound starts.
+	select {
+	case <-p.ioDone:
+	case <-p.out.released():
 	}
 	select {
 	case <-p.ioDone:

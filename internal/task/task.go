@@ -72,6 +72,11 @@ type CreateOptions struct {
 	// deletes it with the runtime as soon as its init exits (see
 	// shim.Options.DeleteOnExit).
 	DeleteOnExit bool
+	// Start also starts the task, in the same runtime call as the create
+	// (the shim's Options.Start: `run --detach`); HoldOutput then holds the
+	// init's output for the first live attacher (shim.Options.HoldOutput).
+	Start      bool
+	HoldOutput bool
 }
 
 // State is the state of a task or of one exec.
@@ -100,6 +105,9 @@ type Task struct {
 	dir           string
 	client        *shim.Client
 	m             *Manager
+
+	// started is the state right after a Create with Start.
+	started *State
 
 	mu   sync.Mutex
 	dead bool
@@ -190,7 +198,10 @@ func (m *Manager) Restore(ctx context.Context) ([]Finished, error) {
 }
 
 // Create launches the shim of container ns/id, which creates the
-// container with the runtime. The task is "created" until Start.
+// container with the runtime. The task is "created" until Start; with
+// o.Start it is started too, in the same runtime call, and both events
+// (/tasks/create, /tasks/start) are published, in that order, before any
+// /tasks/exit of it.
 func (m *Manager) Create(ctx context.Context, ns, id string, o CreateOptions) (*Task, error) {
 	k := key(ns, id)
 	m.mu.Lock()
@@ -206,6 +217,7 @@ func (m *Manager) Create(ctx context.Context, ns, id string, o CreateOptions) (*
 		Namespace: ns, ID: id, StateDir: t.dir, Bundle: o.Bundle,
 		Runtime: o.Runtime, RuntimeRoot: m.RuntimeRoot(o.Runtime), LogPath: o.LogPath,
 		Stdin: o.Stdin, Timeout: m.cfg.Timeout, DeleteOnExit: o.DeleteOnExit,
+		Start: o.Start, HoldOutput: o.Start && o.HoldOutput,
 	}
 	if err := os.MkdirAll(filepath.Dir(t.dir), 0o700); err != nil {
 		m.forget(t)
@@ -229,8 +241,21 @@ func (m *Manager) Create(ctx context.Context, ns, id string, o CreateOptions) (*
 	Fault(FaultAfterShimLaunch)
 	t.client = shim.NewClient(sock)
 	t.opts = opts
-	go m.watch(t)
 	m.cfg.Publish(ns, TopicCreate, id, nil)
+	if o.Start {
+		Fault(FaultAfterTaskStart)
+		attrs := map[string]string{}
+		sctx, cancel := m.bound(ctx)
+		if st, err := t.client.State(sctx, ""); err == nil {
+			attrs["pid"] = strconv.Itoa(st.Pid)
+			started := fromShim(st)
+			t.started = &started
+		}
+		cancel()
+		m.cfg.Publish(ns, TopicStart, id, attrs)
+	}
+	// The watcher publishes the exit: only after the events above.
+	go m.watch(t)
 	return t, nil
 }
 
@@ -240,6 +265,15 @@ func (m *Manager) forget(t *Task) {
 		delete(m.tasks, key(t.Namespace, t.ID))
 	}
 	m.mu.Unlock()
+}
+
+// Started returns the task's state as its Create with Start saw it, ok
+// false without Start (or when its shim did not answer).
+func (t *Task) Started() (State, bool) {
+	if t.started == nil {
+		return State{}, false
+	}
+	return *t.started, true
 }
 
 // Get returns the task of container ns/id, or ErrNotFound.

@@ -489,7 +489,15 @@ type CreateContainerRequest struct {
 	Labels  map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// runtime is a runc-compatible binary (a name in PATH or a path); empty
 	// is the daemon's default.
-	Runtime       string `protobuf:"bytes,6,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	Runtime string `protobuf:"bytes,6,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	// task, when set, also creates the container's task right after the
+	// container, as TaskService.Create with this request would (its ref is
+	// ignored; with start the task is started too): `gantry run` in one
+	// round trip. If the task cannot be created (or started), the container
+	// is removed again and the call fails, as if it had never been made. A
+	// gantryd older than this field creates only the container: the
+	// response then has no task.
+	Task          *CreateTaskRequest `protobuf:"bytes,7,opt,name=task,proto3" json:"task,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -566,9 +574,18 @@ func (x *CreateContainerRequest) GetRuntime() string {
 	return ""
 }
 
+func (x *CreateContainerRequest) GetTask() *CreateTaskRequest {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
 type CreateContainerResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Container     *Container             `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Container *Container             `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	// task is the task's state when the request asked for it.
+	Task          *TaskState `protobuf:"bytes,2,opt,name=task,proto3" json:"task,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -606,6 +623,13 @@ func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
 func (x *CreateContainerResponse) GetContainer() *Container {
 	if x != nil {
 		return x.Container
+	}
+	return nil
+}
+
+func (x *CreateContainerResponse) GetTask() *TaskState {
+	if x != nil {
+		return x.Task
 	}
 	return nil
 }
@@ -886,7 +910,7 @@ var File_gantry_v1_containers_proto protoreflect.FileDescriptor
 
 const file_gantry_v1_containers_proto_rawDesc = "" +
 	"\n" +
-	"\x1agantry/v1/containers.proto\x12\tgantry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"x\n" +
+	"\x1agantry/v1/containers.proto\x12\tgantry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15gantry/v1/tasks.proto\"x\n" +
 	"\x0eContainerMount\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -943,19 +967,21 @@ const file_gantry_v1_containers_proto_rawDesc = "" +
 	"\x03tty\x18\x11 \x01(\bR\x03tty\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa5\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x02\n" +
 	"\x16CreateContainerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x03 \x01(\tR\x05image\x125\n" +
 	"\aoptions\x18\x04 \x01(\v2\x1b.gantry.v1.ContainerOptionsR\aoptions\x12E\n" +
 	"\x06labels\x18\x05 \x03(\v2-.gantry.v1.CreateContainerRequest.LabelsEntryR\x06labels\x12\x18\n" +
-	"\aruntime\x18\x06 \x01(\tR\aruntime\x1a9\n" +
+	"\aruntime\x18\x06 \x01(\tR\aruntime\x120\n" +
+	"\x04task\x18\a \x01(\v2\x1c.gantry.v1.CreateTaskRequestR\x04task\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"M\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"w\n" +
 	"\x17CreateContainerResponse\x122\n" +
-	"\tcontainer\x18\x01 \x01(\v2\x14.gantry.v1.ContainerR\tcontainer\"'\n" +
+	"\tcontainer\x18\x01 \x01(\v2\x14.gantry.v1.ContainerR\tcontainer\x12(\n" +
+	"\x04task\x18\x02 \x01(\v2\x14.gantry.v1.TaskStateR\x04task\"'\n" +
 	"\x13GetContainerRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"J\n" +
 	"\x14GetContainerResponse\x122\n" +
@@ -1005,6 +1031,8 @@ var file_gantry_v1_containers_proto_goTypes = []any{
 	nil,                             // 11: gantry.v1.Container.LabelsEntry
 	nil,                             // 12: gantry.v1.CreateContainerRequest.LabelsEntry
 	(*timestamppb.Timestamp)(nil),   // 13: google.protobuf.Timestamp
+	(*CreateTaskRequest)(nil),       // 14: gantry.v1.CreateTaskRequest
+	(*TaskState)(nil),               // 15: gantry.v1.TaskState
 }
 var file_gantry_v1_containers_proto_depIdxs = []int32{
 	0,  // 0: gantry.v1.ContainerOptions.mounts:type_name -> gantry.v1.ContainerMount
@@ -1013,23 +1041,25 @@ var file_gantry_v1_containers_proto_depIdxs = []int32{
 	13, // 3: gantry.v1.Container.exited_at:type_name -> google.protobuf.Timestamp
 	1,  // 4: gantry.v1.CreateContainerRequest.options:type_name -> gantry.v1.ContainerOptions
 	12, // 5: gantry.v1.CreateContainerRequest.labels:type_name -> gantry.v1.CreateContainerRequest.LabelsEntry
-	2,  // 6: gantry.v1.CreateContainerResponse.container:type_name -> gantry.v1.Container
-	2,  // 7: gantry.v1.GetContainerResponse.container:type_name -> gantry.v1.Container
-	2,  // 8: gantry.v1.ListContainersResponse.containers:type_name -> gantry.v1.Container
-	2,  // 9: gantry.v1.DeleteContainerResponse.container:type_name -> gantry.v1.Container
-	3,  // 10: gantry.v1.ContainerService.Create:input_type -> gantry.v1.CreateContainerRequest
-	5,  // 11: gantry.v1.ContainerService.Get:input_type -> gantry.v1.GetContainerRequest
-	7,  // 12: gantry.v1.ContainerService.List:input_type -> gantry.v1.ListContainersRequest
-	9,  // 13: gantry.v1.ContainerService.Delete:input_type -> gantry.v1.DeleteContainerRequest
-	4,  // 14: gantry.v1.ContainerService.Create:output_type -> gantry.v1.CreateContainerResponse
-	6,  // 15: gantry.v1.ContainerService.Get:output_type -> gantry.v1.GetContainerResponse
-	8,  // 16: gantry.v1.ContainerService.List:output_type -> gantry.v1.ListContainersResponse
-	10, // 17: gantry.v1.ContainerService.Delete:output_type -> gantry.v1.DeleteContainerResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	14, // 6: gantry.v1.CreateContainerRequest.task:type_name -> gantry.v1.CreateTaskRequest
+	2,  // 7: gantry.v1.CreateContainerResponse.container:type_name -> gantry.v1.Container
+	15, // 8: gantry.v1.CreateContainerResponse.task:type_name -> gantry.v1.TaskState
+	2,  // 9: gantry.v1.GetContainerResponse.container:type_name -> gantry.v1.Container
+	2,  // 10: gantry.v1.ListContainersResponse.containers:type_name -> gantry.v1.Container
+	2,  // 11: gantry.v1.DeleteContainerResponse.container:type_name -> gantry.v1.Container
+	3,  // 12: gantry.v1.ContainerService.Create:input_type -> gantry.v1.CreateContainerRequest
+	5,  // 13: gantry.v1.ContainerService.Get:input_type -> gantry.v1.GetContainerRequest
+	7,  // 14: gantry.v1.ContainerService.List:input_type -> gantry.v1.ListContainersRequest
+	9,  // 15: gantry.v1.ContainerService.Delete:input_type -> gantry.v1.DeleteContainerRequest
+	4,  // 16: gantry.v1.ContainerService.Create:output_type -> gantry.v1.CreateContainerResponse
+	6,  // 17: gantry.v1.ContainerService.Get:output_type -> gantry.v1.GetContainerResponse
+	8,  // 18: gantry.v1.ContainerService.List:output_type -> gantry.v1.ListContainersResponse
+	10, // 19: gantry.v1.ContainerService.Delete:output_type -> gantry.v1.DeleteContainerResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_gantry_v1_containers_proto_init() }
@@ -1037,6 +1067,7 @@ func file_gantry_v1_containers_proto_init() {
 	if File_gantry_v1_containers_proto != nil {
 		return
 	}
+	file_gantry_v1_tasks_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -212,8 +212,23 @@ func (x *TaskState) GetTerminal() bool {
 }
 
 type CreateTaskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// start also starts the task: the shim runs the runtime once (`run
+	// --detach`, create and start in one process) instead of `create`, then
+	// `start` at Start. The events are /tasks/create then /tasks/start, as
+	// for Create then Start; the answer is the started task's state
+	// (possibly already "stopped"). A task left "created" by an earlier
+	// Create is started. Without start, Create only creates (a gantryd older
+	// than this field ignores it: check the answer's status).
+	Start bool `protobuf:"varint,2,opt,name=start,proto3" json:"start,omitempty"`
+	// hold_output, with start, keeps what the process writes before its
+	// first live attacher (Logs with live) for it, as an exec's is: a client
+	// that attaches next sees all of the output even of a process that
+	// exits at once. Up to 256 KiB is held; beyond that the process waits
+	// (as on a terminal nobody reads) until the attacher comes, or at most
+	// 15 s, after which unread output is no longer held (the log has it).
+	HoldOutput    bool `protobuf:"varint,3,opt,name=hold_output,json=holdOutput,proto3" json:"hold_output,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +268,20 @@ func (x *CreateTaskRequest) GetRef() string {
 		return x.Ref
 	}
 	return ""
+}
+
+func (x *CreateTaskRequest) GetStart() bool {
+	if x != nil {
+		return x.Start
+	}
+	return false
+}
+
+func (x *CreateTaskRequest) GetHoldOutput() bool {
+	if x != nil {
+		return x.HoldOutput
+	}
+	return false
 }
 
 type KillTaskRequest struct {
@@ -924,9 +953,12 @@ const file_gantry_v1_tasks_proto_rawDesc = "" +
 	"exitStatus\x12!\n" +
 	"\fexit_unknown\x18\x06 \x01(\bR\vexitUnknown\x127\n" +
 	"\texited_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bexitedAt\x12\x1a\n" +
-	"\bterminal\x18\b \x01(\bR\bterminal\"%\n" +
+	"\bterminal\x18\b \x01(\bR\bterminal\"\\\n" +
 	"\x11CreateTaskRequest\x12\x10\n" +
-	"\x03ref\x18\x01 \x01(\tR\x03ref\"f\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\bR\x05start\x12\x1f\n" +
+	"\vhold_output\x18\x03 \x01(\bR\n" +
+	"holdOutput\"f\n" +
 	"\x0fKillTaskRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x16\n" +

@@ -44,7 +44,8 @@ const (
 // tree, held by its gantry-shim. Every request names the container by ref
 // (id, name or unique id prefix); exec_id, when set, names one exec.
 type TaskServiceClient interface {
-	// Create launches the shim, which creates the container with the runtime.
+	// Create launches the shim, which creates the container with the runtime
+	// (and, with start, starts it in the same runtime call).
 	Create(ctx context.Context, in *CreateTaskRequest, opts ...grpc.CallOption) (*TaskState, error)
 	Start(ctx context.Context, in *TaskRequest, opts ...grpc.CallOption) (*TaskState, error)
 	State(ctx context.Context, in *TaskRequest, opts ...grpc.CallOption) (*TaskState, error)
@@ -250,7 +251,8 @@ type TaskService_LogsClient = grpc.ServerStreamingClient[LogsResponse]
 // tree, held by its gantry-shim. Every request names the container by ref
 // (id, name or unique id prefix); exec_id, when set, names one exec.
 type TaskServiceServer interface {
-	// Create launches the shim, which creates the container with the runtime.
+	// Create launches the shim, which creates the container with the runtime
+	// (and, with start, starts it in the same runtime call).
 	Create(context.Context, *CreateTaskRequest) (*TaskState, error)
 	Start(context.Context, *TaskRequest) (*TaskState, error)
 	State(context.Context, *TaskRequest) (*TaskState, error)
