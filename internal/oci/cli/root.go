@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/internal/oci/container"
+	"github.com/gantry-project/gantry/internal/oci/nsexec"
 	"github.com/gantry-project/gantry/internal/oci/state"
 )
 
@@ -38,6 +39,15 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code
 // Main runs gantry-oci with args (without the program name) and returns
 // the process exit status.
 func Main(args []string) int {
+	if len(args) == 1 && args[0] == "init" && os.Getenv(nsexec.EnvInitFD) != "" {
+		// The container's init, started by create or exec: straight to
+		// it, without building the command tree (it has no flags).
+		if err := container.Init(); err != nil {
+			fmt.Fprintln(os.Stderr, "gantry-oci: "+strings.ReplaceAll(err.Error(), "\n", " "))
+			return 1
+		}
+		return 0
+	}
 	g := &globals{}
 	root := newRoot(g)
 	root.SetArgs(args)

@@ -106,6 +106,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (*state.Container
 	if err != nil {
 		return nil, err
 	}
+	tracef("create: config read")
 	if s.Linux == nil {
 		return nil, fmt.Errorf("config.json: linux: required on Linux: %w", errdefs.ErrInvalidArgument)
 	}
@@ -126,6 +127,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (*state.Container
 
 	if o.beforeReserve != nil {
 		o.beforeReserve()
+		tracef("create: signal handlers set")
 	}
 	if err := r.Store.Reserve(o.ID); err != nil {
 		return nil, err
@@ -159,31 +161,15 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 		}
 	}
 
-	cg, err := cgroup.New(s.Linux.CgroupsPath, o.ID)
-	if err != nil {
-		if !r.Rootless {
-			return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
-		}
-		cg = nil
+	if err := r.setupCgroup(cr, o, s, boot); err != nil {
+		return nil, err
 	}
-	cr.cg = cg
-	if cg != nil {
-		// Create the directories; the bootstrap enters them itself.
-		cr.cgApplied = true
-		if err := cg.Apply(0); err != nil {
-			return nil, fmt.Errorf("linux.cgroupsPath %q: %w", s.Linux.CgroupsPath, err)
-		}
-		boot.CgroupV1, boot.CgroupV2 = cgroupDirs(cg.Paths())
-	}
-
-	tracef("create: cgroup manager")
 	self, err := protectedSelf()
 	if err != nil {
 		return nil, err
 	}
 	defer self.Close()
 
-	tracef("create: sealed binary")
 	parentSock, childSock, err := socketPair("init-parent", "init-child")
 	if err != nil {
 		return nil, err
@@ -265,9 +251,7 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 		return nil, fmt.Errorf("container init exited early: %w", err)
 	}
 
-	enc := json.NewEncoder(parentSock)
-	dec := json.NewDecoder(rd)
-	if err := send(enc, message{Type: msgConfig, Config: initCfg}); err != nil {
+	if err := send(parentSock, message{Type: msgConfig, Config: initCfg}); err != nil {
 		return nil, fmt.Errorf("send config to container init: %w", err)
 	}
 	// Reap the bootstrap only now: the init is already reading its config.
@@ -277,7 +261,34 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 			return nil, fmt.Errorf("container bootstrap: %w", err)
 		}
 	}
-	if _, err := expect(dec, msgHooks); err != nil {
+	// The state is encoded and written beside state.json now, while the
+	// init's Go runtime starts (the first JSON encoding of a spec builds
+	// encoding/json's caches, ~0.5 ms, and the write may wait for the
+	// disk); it becomes the state once the init is ready.
+	c := &state.Container{
+		ID:           o.ID,
+		Pid:          pid,
+		PidStartTime: startTime,
+		Bundle:       bundle,
+		Rootfs:       rootfs,
+		Created:      time.Now().UTC(),
+		Owner:        ownerName(),
+		Annotations:  s.Annotations,
+		Spec:         s,
+		SeccompKey:   seccompKey,
+	}
+	if cr.cg != nil {
+		c.CgroupPaths = cr.cg.Paths()
+	}
+	stateJSON, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	if err := r.Store.Stage(o.ID, stateJSON); err != nil {
+		return nil, err
+	}
+	tracef("create: state encoded and staged")
+	if _, err := expect(rd, msgHooks); err != nil {
 		return nil, err
 	}
 	tracef("create: init mounted rootfs")
@@ -291,38 +302,25 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 			return nil, err
 		}
 	}
-	if err := send(enc, message{Type: msgHooksDone}); err != nil {
+	if err := send(parentSock, message{Type: msgHooksDone}); err != nil {
 		return nil, fmt.Errorf("container init: %w", err)
 	}
-	if _, err := expect(dec, msgReady); err != nil {
+	if _, err := expect(rd, msgReady); err != nil {
 		return nil, err
 	}
 	tracef("create: init ready")
+	cg := cr.cg
 	if res := deviceResources(s.Linux.Resources, s.Linux.Devices); cg != nil && res != nil {
 		if err := cg.Set(res); err != nil {
 			return nil, fmt.Errorf("linux.resources: %w", err)
 		}
 	}
 
-	c := &state.Container{
-		ID:           o.ID,
-		Pid:          pid,
-		PidStartTime: startTime,
-		Bundle:       bundle,
-		Rootfs:       rootfs,
-		Created:      time.Now().UTC(),
-		Owner:        ownerName(),
-		Annotations:  s.Annotations,
-		Spec:         s,
-		SeccompKey:   seccompKey,
-	}
-	if cg != nil {
-		c.CgroupPaths = cg.Paths()
-	}
-	if err := r.Store.Save(c); err != nil {
+	tracef("create: resources set")
+	if err := r.Store.Commit(o.ID); err != nil {
 		return nil, err
 	}
-	tracef("create: resources set, state saved")
+	tracef("create: state committed")
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {
 			return nil, err
@@ -416,6 +414,28 @@ func ownerName() string {
 		return "root"
 	}
 	return strconv.Itoa(uid)
+}
+
+// setupCgroup makes the container's cgroup directories (mkdir only: the
+// bootstrap enters them itself) and names them in boot.
+func (r *Runtime) setupCgroup(cr *creation, o CreateOptions, s *specs.Spec, boot *nsexec.Bootstrap) error {
+	cg, err := cgroup.New(s.Linux.CgroupsPath, o.ID)
+	if err != nil {
+		if !r.Rootless {
+			return fmt.Errorf("linux.cgroupsPath: %w", err)
+		}
+		cg = nil
+	}
+	cr.cg = cg
+	if cg != nil {
+		cr.cgApplied = true
+		if err := cg.Apply(0); err != nil {
+			return fmt.Errorf("linux.cgroupsPath %q: %w", s.Linux.CgroupsPath, err)
+		}
+		boot.CgroupV1, boot.CgroupV2 = cgroupDirs(cg.Paths())
+	}
+	tracef("create: cgroup directories made")
+	return nil
 }
 
 // hookState is the state a hook reads on stdin.

@@ -18,6 +18,13 @@ import (
 // Without force, deleting a container that is not stopped is an error and
 // changes nothing, as runtime-spec runtime.md says.
 func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
+	return r.delete(ctx, id, force, nil)
+}
+
+// delete is Delete; run passes the container it created as c, so that
+// the state is not read back (a state removed meanwhile still fails the
+// lock).
+func (r *Runtime) delete(ctx context.Context, id string, force bool, c *state.Container) error {
 	if err := state.ValidateID(id); err != nil {
 		return err
 	}
@@ -26,14 +33,15 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 		return err
 	}
 	defer unlock()
-	c, err := r.Store.Load(id)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			// a create that died before writing state.json leaves only
-			// the directory: nothing runs, remove it.
-			r.Store.Remove(id)
+	if c == nil {
+		if c, err = r.Store.Load(id); err != nil {
+			if errdefs.IsNotFound(err) {
+				// a create that died before writing state.json leaves
+				// only the directory: nothing runs, remove it.
+				r.Store.Remove(id)
+			}
+			return err
 		}
-		return err
 	}
 	var cg cgroup.Manager
 	if len(c.CgroupPaths) > 0 {

@@ -302,9 +302,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		}
 	} else {
 		cfg.Pid = pid
-		enc := json.NewEncoder(parentSock)
-		dec := json.NewDecoder(rd)
-		if err := send(enc, message{Type: msgConfig, Config: cfg}); err != nil {
+		if err := send(parentSock, message{Type: msgConfig, Config: cfg}); err != nil {
 			return fail(fmt.Errorf("send config to exec process: %w", err), pid)
 		}
 		// Reap the bootstrap only now: the process is already reading its config.
@@ -313,7 +311,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 				return fail(fmt.Errorf("exec bootstrap: %w", err), pid)
 			}
 		}
-		if _, err := expect(dec, msgReady); err != nil {
+		if _, err := expect(rd, msgReady); err != nil {
 			return fail(err, pid)
 		}
 		tracef("exec: process ready")

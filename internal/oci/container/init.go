@@ -46,11 +46,8 @@ func Init() error {
 	// The container must never see the runtime's memory or files.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	sock := os.NewFile(uintptr(fd), "init-sock")
-	enc := json.NewEncoder(sock)
-	dec := json.NewDecoder(sock)
-
-	var m message
-	if err := dec.Decode(&m); err != nil || m.Type != msgConfig || m.Config == nil {
+	m, err := readFrame(sock)
+	if err != nil || m.Type != msgConfig || m.Config == nil {
 		return fmt.Errorf("init: read config: %v", err)
 	}
 	cfg := m.Config
@@ -58,36 +55,36 @@ func Init() error {
 	// Every fd past the preserved ones closes on exec, before anything
 	// (the cwd included) is resolved in the container.
 	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return reportInit(enc, fmt.Errorf("mark fds close-on-exec: %w", err))
+		return reportInit(sock, fmt.Errorf("mark fds close-on-exec: %w", err))
 	}
 	// Read what needs the host's /proc while it is still there.
 	if _, err := capability.Last(); err != nil {
-		return reportInit(enc, fmt.Errorf("process.capabilities: %w", err))
+		return reportInit(sock, fmt.Errorf("process.capabilities: %w", err))
 	}
 	if cfg.Spec.Process != nil {
 		cfg.Spec.Process.Capabilities = boundedCaps(cfg.Spec.Process.Capabilities)
 	}
 	run := initContainer
 	if cfg.Exec {
-		run = func(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error {
-			return finishProcess(cfg, enc, dec, hookState(cfg.ID, cfg.Spec, cfg.Bundle, cfg.Pid, "running"))
+		run = func(cfg *InitConfig, w io.Writer, rd io.Reader) error {
+			return finishProcess(cfg, w, rd, hookState(cfg.ID, cfg.Spec, cfg.Bundle, cfg.Pid, "running"))
 		}
 	}
-	if err := run(cfg, enc, dec); err != nil {
-		return reportInit(enc, err)
+	if err := run(cfg, sock, sock); err != nil {
+		return reportInit(sock, err)
 	}
 	return nil
 }
 
-func reportInit(enc *json.Encoder, err error) error {
+func reportInit(w io.Writer, err error) error {
 	// The parent reports the error; if it is gone (it failed first and
 	// closed the socket), it has reported its own. Exit quietly.
-	send(enc, message{Type: msgError, Error: err.Error()})
+	send(w, message{Type: msgError, Error: err.Error()})
 	os.Exit(1)
 	return nil
 }
 
-func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error {
+func initContainer(cfg *InitConfig, w io.Writer, rd io.Reader) error {
 	s := cfg.Spec
 	ctx := context.Background()
 	rc := &rootfs.Config{
@@ -104,10 +101,10 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 		}
 	}
 	tracef("init: rootfs prepared")
-	if err := send(enc, message{Type: msgHooks}); err != nil {
+	if err := send(w, message{Type: msgHooks}); err != nil {
 		return fmt.Errorf("report to runtime: %w", err)
 	}
-	if _, err := expect(dec, msgHooksDone); err != nil {
+	if _, err := expect(rd, msgHooksDone); err != nil {
 		return err
 	}
 	st := hookState(cfg.ID, s, cfg.Bundle, cfg.Pid, "created")
@@ -150,20 +147,20 @@ func initContainer(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder) error 
 		}
 	}
 	tracef("init: pivoted and finalized")
-	return finishProcess(cfg, enc, dec, st)
+	return finishProcess(cfg, w, rd, st)
 }
 
 // finishProcess applies the process attributes of cfg.Spec.Process (or of
 // the exec'd process), reports ready, waits for start (not for exec) and
 // executes the process. It runs for both entry paths: a new container's
 // init and a process exec'd into a running container.
-func finishProcess(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder, st *specs.State) error {
+func finishProcess(cfg *InitConfig, w io.Writer, rd io.Reader, st *specs.State) error {
 	s := cfg.Spec
 	p := s.Process
 	ctx := context.Background()
 	if p == nil {
 		// config.json without a process: created, but it cannot start.
-		if err := send(enc, message{Type: msgReady}); err != nil {
+		if err := send(w, message{Type: msgReady}); err != nil {
 			return fmt.Errorf("report ready: %w", err)
 		}
 		var b [1]byte
@@ -278,7 +275,7 @@ func finishProcess(cfg *InitConfig, enc *json.Encoder, dec *json.Decoder, st *sp
 		}
 	}
 	tracef("init: process set up")
-	if err := send(enc, message{Type: msgReady}); err != nil {
+	if err := send(w, message{Type: msgReady}); err != nil {
 		return fmt.Errorf("report ready: %w", err)
 	}
 

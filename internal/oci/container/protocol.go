@@ -1,14 +1,15 @@
 package container
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// Messages between the parent (create) and the container's init, as JSON
-// values on the bootstrap socket once the C bootstrap is done:
+// Messages between the parent (create) and the container's init, as
+// binary frames (initmsg.go) on the bootstrap socket once the C bootstrap
+// is done:
 //
 //	parent -> init  config      the InitConfig
 //	init -> parent  hooks       the mounts are in place: run prestart and
@@ -64,15 +65,15 @@ func (m *message) err() error {
 	return nil
 }
 
-func send(enc *json.Encoder, m message) error {
-	return enc.Encode(m)
+func send(w io.Writer, m message) error {
+	return writeFrame(w, m)
 }
 
 // expect reads the next message and checks its type; an error message
 // becomes the returned error.
-func expect(dec *json.Decoder, typ string) (*message, error) {
-	var m message
-	if err := dec.Decode(&m); err != nil {
+func expect(r io.Reader, typ string) (*message, error) {
+	m, err := readFrame(r)
+	if err != nil {
 		return nil, fmt.Errorf("container init exited before %q: %w", typ, err)
 	}
 	if err := m.err(); err != nil {
@@ -81,5 +82,5 @@ func expect(dec *json.Decoder, typ string) (*message, error) {
 	if m.Type != typ {
 		return nil, fmt.Errorf("container init: got %q, want %q", m.Type, typ)
 	}
-	return &m, nil
+	return m, nil
 }

@@ -56,7 +56,7 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 		}
 		defer master.Close()
 	}
-	if err := r.Start(ctx, o.ID); err != nil {
+	if err := r.start(ctx, o.ID, c); err != nil {
 		r.Delete(ctx, o.ID, true)
 		return -1, err
 	}
@@ -77,7 +77,7 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 		return code, err
 	}
 	tracef("run: init exited")
-	if err := r.Delete(ctx, o.ID, true); err != nil {
+	if err := r.delete(ctx, o.ID, true, c); err != nil {
 		return code, err
 	}
 	tracef("run: deleted")

@@ -17,14 +17,22 @@ import (
 // Start lets a created container's init execute the user's process, then
 // runs the poststart hooks (whose failures are logged, as the spec says).
 func (r *Runtime) Start(ctx context.Context, id string) error {
+	return r.start(ctx, id, nil)
+}
+
+// start is Start; run passes the container its create just saved as c,
+// so that the state is not read back (a state removed meanwhile still
+// fails the lock).
+func (r *Runtime) start(ctx context.Context, id string, c *state.Container) error {
 	unlock, err := r.Store.Lock(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	c, err := r.Store.Load(id)
-	if err != nil {
-		return err
+	if c == nil {
+		if c, err = r.Store.Load(id); err != nil {
+			return err
+		}
 	}
 	if st := r.status(c); st != state.Created {
 		return fmt.Errorf("container %q is %s, not created: %w", id, st, errdefs.ErrFailedPrecondition)
@@ -66,20 +74,33 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 }
 
 // waitExecuted returns once the init has executed the user's process: the
-// init's end of the exec fifo is close-on-exec, so once it has gone, a
-// write finds no reader (EPIPE). Until then a signal sent right after
-// "start" would reach gantry-oci's own init rather than the user's process
-// (a stop at once after a start then killed the wrong program). The extra
-// bytes stay unread in the fifo, which is removed. The wait is bounded.
+// init's end of the exec fifo is close-on-exec, so once it has gone, the
+// fifo has no reader left and poll(2) reports POLLERR on our write end
+// (polled for no event, it wakes on that alone, at once, where polling by
+// writes with growing sleeps noticed it up to ~0.7 ms late). Until then a
+// signal sent right after "start" would reach gantry-oci's own init
+// rather than the user's process (a stop at once after a start then
+// killed the wrong program). The wait is bounded.
 func waitExecuted(f *os.File) {
 	deadline := time.Now().Add(5 * time.Second)
-	for d := 100 * time.Microsecond; time.Now().Before(deadline); {
-		if _, err := f.Write([]byte{0}); err != nil {
-			return // EPIPE: no reader left (or the init is gone)
-		}
-		time.Sleep(d)
-		if d < 5*time.Millisecond {
-			d *= 2
-		}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
 	}
+	rc.Control(func(fd uintptr) {
+		for {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return
+			}
+			fds := []unix.PollFd{{Fd: int32(fd)}}
+			n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n > 0 {
+				return // POLLERR: no reader left (or the init is gone)
+			}
+		}
+	})
 }

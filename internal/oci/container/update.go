@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -527,7 +528,10 @@ func ReadResources(rd io.Reader, name string) (*specs.LinuxResources, error) {
 	return &r, nil
 }
 
-var memoryRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$`)
+// memoryRE is compiled on first use (update only), not at package init.
+var memoryRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$`)
+})
 
 // ParseMemory parses a memory size as runc's update does: plain bytes or a
 // number with a binary unit (k, m, g, t, p; "64m", "1.5G", "512KiB",
@@ -536,7 +540,7 @@ func ParseMemory(s string) (int64, error) {
 	if s == "-1" {
 		return -1, nil
 	}
-	m := memoryRE.FindStringSubmatch(strings.TrimSpace(s))
+	m := memoryRE().FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
 		return 0, fmt.Errorf("not a memory size (bytes, or a number with k, m, g, t or p; -1 for unlimited): %w", errdefs.ErrInvalidArgument)
 	}

@@ -3,7 +3,7 @@
  * nsexec.c), the process that nsexec leaves in the container's namespaces
  * does not return to the Go runtime: it applies the process attributes
  * here and executes the process, saving the start of a second Go runtime
- * and the decoding of a JSON config. It does what finishProcess
+ * and the decoding of the init's config. It does what finishProcess
  * (internal/oci/container/init.go) does for an exec, in the same order and
  * with the same error messages; the parent sends this path only what it
  * supports (no terminal, LSM label, scheduler, I/O priority, CPU affinity,

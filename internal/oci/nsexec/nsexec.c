@@ -35,7 +35,8 @@
  *   C -> P  "error <text>\n"     on any failure, then C exits 1
  *
  * Everything else (mounts, cgroups, capabilities, seccomp) is done in Go by
- * the init command, which continues on the same socket with JSON messages.
+ * the init command, which continues on the same socket with binary messages
+ * (internal/oci/container/initmsg.go).
  * With an exec section there is no Go init: the final process applies the
  * process attributes itself (execproc.c) and then
  *   C -> P  "error <text>\n"     on a failure (before or after the pid line)
@@ -355,6 +356,7 @@ void gantry_nsexec(void)
 	/* Nothing in the container may ptrace us or open our /proc files. */
 	prctl(PR_SET_DUMPABLE, 0);
 	tracing = getenv("GANTRY_OCI_TRACE") != NULL;
+	gantry_trace("bootstrap: C start");
 	/* A dying parent closes the socket: every read below then fails. */
 	text_len = read_message(msg, sizeof(msg), &total);
 	{
@@ -381,6 +383,7 @@ void gantry_nsexec(void)
 		}
 	}
 	msg[text_len] = '\0';
+	gantry_trace("bootstrap: message read");
 	for (line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *val = strchr(line, ' ');
 		if (val == NULL)
@@ -447,6 +450,7 @@ void gantry_nsexec(void)
 		cg2fd = enter_cgroups(cg1, ncg1, cg2, do_fork && !userns);
 	}
 
+	gantry_trace("bootstrap: cgroups entered");
 	/* A joined user namespace comes first: it owns the others. */
 	join_all(joins, njoin);
 
@@ -487,6 +491,7 @@ void gantry_nsexec(void)
 			write_file("/proc/self/timens_offsets", timens[i]);
 	}
 
+	gantry_trace("bootstrap: namespaces made");
 	if (do_fork) {
 		char buf[64];
 		/*
@@ -515,6 +520,7 @@ void gantry_nsexec(void)
 		if (pid < 0)
 			bail("clone container init");
 		if (pid > 0) {
+			gantry_trace("bootstrap: init cloned");
 			snprintf(buf, sizeof(buf), "pid %d\n", pid);
 			write_all(buf, strlen(buf));
 			_exit(0);

@@ -3,18 +3,19 @@ package state
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/gantry-project/gantry/internal/errdefs"
 )
 
 func TestValidateID(t *testing.T) {
-	for _, id := range []string{"a", "abc-123", "A.b_c+d", "x1"} {
+	for _, id := range []string{"a", "abc-123", "A.b_c+d", "x1", "9", "Z-_+.z"} {
 		if err := ValidateID(id); err != nil {
 			t.Errorf("ValidateID(%q) = %v", id, err)
 		}
 	}
-	for _, id := range []string{"", ".", "..", "a/b", "../x", "a..b", "-x", ".hidden", "a b", "a\nb"} {
+	for _, id := range []string{"", ".", "..", "a/b", "../x", "a..b", "-x", ".hidden", "a b", "a\nb", "_x", "+x", "a:b", "a~b", "\u00e9", "a\x00"} {
 		if err := ValidateID(id); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("ValidateID(%q) = %v, want invalid argument", id, err)
 		}
@@ -64,5 +65,37 @@ func TestStoreLifecycle(t *testing.T) {
 	}
 	if ids, _ := s.List(); len(ids) != 0 {
 		t.Fatalf("List() after Remove = %v", ids)
+	}
+}
+
+// Remove takes the whole directory, also files it does not know by name,
+// and a missing directory is no error.
+func TestRemoveUnknownFiles(t *testing.T) {
+	s := &Store{Root: t.TempDir()}
+	if err := s.Reserve("c1"); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := s.Lock("c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if err := s.Save(&Container{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(s.Dir("c1"), "extra", "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir("c1"), "extra", "sub", "f"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove("c1"); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if _, err := os.Lstat(s.Dir("c1")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("state dir after Remove: %v", err)
+	}
+	if err := s.Remove("c1"); err != nil {
+		t.Fatalf("second Remove: %v", err)
 	}
 }

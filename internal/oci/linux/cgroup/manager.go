@@ -701,6 +701,11 @@ func (m *manager) OOMKillCount() (uint64, error) {
 func (m *manager) Destroy() error {
 	var errs []error
 	for _, dir := range m.dirs() {
+		// The common case, a cgroup without children: one rmdir, no
+		// listing of its (tens of) control files.
+		if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+			continue
+		}
 		var sub []string
 		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {

@@ -478,3 +478,33 @@ func TestHugetlbUnifiedRoot(t *testing.T) {
 		t.Errorf("no hugetlb stats for %s: %+v", sizes[0], st.Hugetlb)
 	}
 }
+
+// Destroy removes cgroups the container made below its own (nested
+// first), not only the container's directories.
+func TestDestroyNestedRoot(t *testing.T) {
+	requireRoot(t)
+	if _, err := DetectMode(); err != nil {
+		t.Skipf("no cgroups: %v", err)
+	}
+	mgr, err := New("/"+uniqueName(t), "ignored")
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = mgr.Destroy() })
+	if err := mgr.Apply(0); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	for _, d := range mgr.Paths() {
+		if err := os.MkdirAll(filepath.Join(d, "child", "grandchild"), 0o755); err != nil {
+			t.Fatalf("make nested cgroup: %v", err)
+		}
+	}
+	if err := mgr.Destroy(); err != nil {
+		t.Fatalf("Destroy: %v", err)
+	}
+	for k, d := range mgr.Paths() {
+		if exists(d) {
+			t.Errorf("%s dir %s still exists", displayKey(k), d)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -16,7 +17,11 @@ func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("%s: %s: %w", field, fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
 }
 
-var pagesizeRE = regexp.MustCompile(`^[1-9][0-9]*(KB|MB|GB|TB|PB)$`)
+// pagesizeRE is compiled on first use, not at package init (which every
+// gantry-oci process, the container's init included, would pay).
+var pagesizeRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[1-9][0-9]*(KB|MB|GB|TB|PB)$`)
+})
 
 // Validate checks r without touching the system. Zero values mean "unset"
 // for the limits runc treats that way (memory, cpu shares/quota/period).
@@ -117,7 +122,7 @@ func Validate(r *specs.LinuxResources) error {
 		}
 	}
 	for i, h := range r.HugepageLimits {
-		if !pagesizeRE.MatchString(h.Pagesize) {
+		if !pagesizeRE().MatchString(h.Pagesize) {
 			add(invalid(fmt.Sprintf("linux.resources.hugepageLimits[%d].pageSize", i), "%q is not <number><KB|MB|GB|TB|PB>", h.Pagesize))
 		}
 	}

@@ -6,10 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/internal/errdefs"
 )
 
 // mountInfo is one line of /proc/self/mountinfo.
@@ -225,7 +228,7 @@ func (p *preparer) mountCgroup(dest string, mo MountOptions) error {
 			continue
 		}
 		opts := strings.Join(cgroupV1Controllers(m.superOpts), ",")
-		if err := p.mountCgroupHierarchy(filepath.Join(dest, name), "cgroup", opts, m, cgPath, flags); err != nil {
+		if err := p.mountCgroupIn(dir, dest, name, "cgroup", opts, m, cgPath, flags); err != nil {
 			return err
 		}
 		if strings.Contains(name, ",") {
@@ -238,7 +241,7 @@ func (p *preparer) mountCgroup(dest string, mo MountOptions) error {
 	}
 	if ci.v2 != nil {
 		name := filepath.Base(ci.v2.mountpoint)
-		if err := p.mountCgroupHierarchy(filepath.Join(dest, name), "cgroup2", "", *ci.v2, ci.paths[""], flags); err != nil {
+		if err := p.mountCgroupIn(dir, dest, name, "cgroup2", "", *ci.v2, ci.paths[""], flags); err != nil {
 			return err
 		}
 	}
@@ -272,4 +275,66 @@ func (p *preparer) mountCgroupHierarchy(dest, fstype, data string, m mountInfo, 
 		src = hostCgroupDir(m, cgPath)
 	}
 	return p.bindMount(src, dest, mo, false, specs.Mount{})
+}
+
+// mountCgroupIn mounts one hierarchy on the directory name in dir (dest
+// in the container), the tmpfs that mountCgroup has just mounted: as
+// mountCgroupHierarchy does, but with raw fds and without walking the
+// path from the root, reopening it or checking it through /proc (~20
+// syscalls less per hierarchy, ten hierarchies on a v1 host). Nothing
+// else can reach that tmpfs yet (it is in the init's own mount namespace
+// and the container's process does not exist), so the new directory is
+// the one created here, inside the root.
+func (p *preparer) mountCgroupIn(dir *os.File, dest, name, fstype, data string, m mountInfo, cgPath string, mo MountOptions) error {
+	path := filepath.Join(p.root.path, dest, name)
+	if err := unix.Mkdirat(int(dir.Fd()), name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return &os.PathError{Op: "mkdir", Path: path, Err: err}
+	}
+	open := func() (int, error) {
+		fd, err := unix.Openat(int(dir.Fd()), name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+	fd, err := open()
+	if err != nil {
+		return err
+	}
+	target := "/proc/self/fd/" + strconv.Itoa(fd)
+	flags := mo.Flags &^ (unix.MS_BIND | unix.MS_REC)
+	if p.c.CgroupNS {
+		err := unix.Mount(fstype, target, fstype, flags, data)
+		unix.Close(fd)
+		if err == nil {
+			return nil
+		}
+		if !(errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)) {
+			return &os.PathError{Op: "mount " + fstype, Path: path, Err: err}
+		}
+		// Refused (e.g. in a user namespace): fall back to a bind.
+		if fd, err = open(); err != nil {
+			return err
+		}
+		target = "/proc/self/fd/" + strconv.Itoa(fd)
+	}
+	src := m.mountpoint
+	if cgPath != "" {
+		src = hostCgroupDir(m, cgPath)
+	}
+	err = unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, "")
+	unix.Close(fd)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("%w: %w", &os.PathError{Op: "bind mount " + src, Path: path, Err: err}, errdefs.ErrNotFound)
+		}
+		return &os.PathError{Op: "bind mount " + src, Path: path, Err: err}
+	}
+	// The flags of a bind mount need a remount of the new mount.
+	if fd, err = open(); err != nil {
+		return err
+	}
+	mnt := os.NewFile(uintptr(fd), path)
+	defer mnt.Close()
+	return remountBind(mnt, flags)
 }
