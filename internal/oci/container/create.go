@@ -2,7 +2,9 @@ package container
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -556,7 +559,8 @@ func compiledSeccomp(root string, sc *specs.LinuxSeccomp) ([]byte, string, error
 	if os.MkdirAll(dir, 0o700) == nil {
 		tmp, err := os.CreateTemp(dir, ".tmp-")
 		if err == nil {
-			_, werr := tmp.Write(data)
+			sum := sha256.Sum256(data)
+			_, werr := tmp.Write(append(slices.Clip(data), sum[:]...))
 			if cerr := tmp.Close(); werr == nil && cerr == nil {
 				os.Rename(tmp.Name(), path)
 			}
@@ -566,13 +570,19 @@ func compiledSeccomp(root string, sc *specs.LinuxSeccomp) ([]byte, string, error
 	return data, key, nil
 }
 
-// cachedSeccomp returns the compiled filter stored under key, or nil.
+// cachedSeccomp returns the compiled filter stored under key, or nil. The
+// file ends with the sha256 of the program: a file damaged by a crash (the
+// cache is not fsynced) is recompiled, never installed.
 func cachedSeccomp(root, key string) []byte {
 	if key == "" || strings.ContainsAny(key, "/.") {
 		return nil
 	}
-	data, err := os.ReadFile(filepath.Join(root, ".seccomp", key))
-	if err != nil {
+	file, err := os.ReadFile(filepath.Join(root, ".seccomp", key))
+	if err != nil || len(file) < sha256.Size {
+		return nil
+	}
+	data, sum := file[:len(file)-sha256.Size], file[len(file)-sha256.Size:]
+	if want := sha256.Sum256(data); !bytes.Equal(sum, want[:]) {
 		return nil
 	}
 	var p seccomp.Program

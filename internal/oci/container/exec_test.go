@@ -388,3 +388,48 @@ func TestRootExecPasswdFIFO(t *testing.T) {
 		t.Errorf("exec: exit %d, stdout %q, stderr %q; want 0 and HOME=/", code, out, serr)
 	}
 }
+
+// TestRootExecCwdTooLongToTell: a cwd whose real path is longer than
+// getcwd(2) can report (a page) might lie outside the container; both
+// paths refuse it rather than let the process run there unchecked.
+func TestRootExecCwdTooLongToTell(t *testing.T) {
+	r := newRT(t)
+	c := r.newContainer(true, func(s *specs.Spec) { s.Root.Readonly = false }, "/bin/sleep", "600")
+	root, err := os.Open(fmt.Sprintf("/proc/%d/root", c.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	// /d0/d1/.../d16, 17 components of 250 bytes: 4267 bytes in all.
+	fd := int(root.Fd())
+	var names []string
+	for i := 0; i < 17; i++ {
+		name := fmt.Sprintf("%02d", i) + strings.Repeat("x", 248)
+		names = append(names, name)
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if fd != int(root.Fd()) {
+			unix.Close(fd)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = next
+	}
+	unix.Close(fd)
+	// /s1 -> d0/.../d7, and d7/s2 -> d8/.../d16: the cwd "/s1/s2" fits
+	// in a path, its real path does not.
+	if err := unix.Symlinkat(strings.Join(names[:8], "/"), int(root.Fd()), "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Symlinkat(strings.Join(names[8:], "/"), int(root.Fd()), strings.Join(names[:8], "/")+"/s2"); err != nil {
+		t.Fatal(err)
+	}
+	_, serr, code := r.bothPaths(nil, "exec", "--cwd", "/s1/s2", c.id, "/bin/true")
+	want := `gantry-oci: process.cwd "/s1/s2": cannot tell whether it lies inside the container: getcwd: file name too long`
+	if code != 1 || serr != want {
+		t.Errorf("exit %d, stderr %q; want 1, %q", code, serr, want)
+	}
+}

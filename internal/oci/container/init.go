@@ -54,7 +54,7 @@ func Init() error {
 	tracef("init: config received")
 	// Every fd past the preserved ones closes on exec, before anything
 	// (the cwd included) is resolved in the container.
-	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	if err := markCloexecFrom(3 + cfg.PreserveFDs); err != nil {
 		return reportInit(sock, fmt.Errorf("mark fds close-on-exec: %w", err))
 	}
 	// Read what needs the host's /proc while it is still there.
@@ -249,8 +249,14 @@ func finishProcess(cfg *InitConfig, w io.Writer, rd io.Reader, st *specs.State) 
 	// turns that into ENOENT, so ask the kernel directly.
 	// (A seccomp profile may forbid getcwd: then C's closing of leaked
 	// fds is the defence.)
-	if wd, ok := kernelCwd(); ok && !strings.HasPrefix(wd, "/") {
+	// It fails closed when the kernel cannot say (a path too long for the
+	// buffer, an unlinked directory).
+	wd, err := kernelCwd()
+	switch {
+	case err == nil && !strings.HasPrefix(wd, "/"):
 		return fmt.Errorf("process.cwd %q: resolves outside the container (%q): %w", cwd, wd, errdefs.ErrInvalidArgument)
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ERANGE), errors.Is(err, unix.ENAMETOOLONG):
+		return fmt.Errorf("process.cwd %q: cannot tell whether it lies inside the container: getcwd: %w", cwd, err)
 	}
 	path, err := lookPath(p.Args[0], env)
 	if err != nil {
@@ -310,14 +316,41 @@ func finishProcess(cfg *InitConfig, w io.Writer, rd io.Reader, st *specs.State) 
 	return nil
 }
 
+// markCloexecFrom makes every fd from lo up close on exec: one
+// close_range(2), or, before Linux 5.11 (no CLOSE_RANGE_CLOEXEC), each fd
+// that /proc/self/fd lists.
+func markCloexecFrom(lo int) error {
+	err := unix.CloseRange(uint(lo), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < lo {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
+			return fmt.Errorf("fd %d: %w", fd, err)
+		}
+	}
+	return nil
+}
+
 // kernelCwd returns what getcwd(2) reports, unreachable paths included.
-func kernelCwd() (string, bool) {
+func kernelCwd() (string, error) {
 	buf := make([]byte, unix.PathMax)
 	n, err := unix.Getcwd(buf)
-	if err != nil || n < 1 || n > len(buf) || buf[n-1] != 0 {
-		return "", false
+	if err != nil {
+		return "", err
 	}
-	return string(buf[:n-1]), true
+	if n < 1 || n > len(buf) || buf[n-1] != 0 {
+		return "", unix.ERANGE
+	}
+	return string(buf[:n-1]), nil
 }
 
 func joinsNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {

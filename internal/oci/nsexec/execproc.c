@@ -471,6 +471,14 @@ static void change_dir(struct exec_plan *p)
 	 * which turns that into ENOENT.
 	 */
 	long n = syscall(SYS_getcwd, wd, sizeof(wd) - 1);
+	/*
+	 * Fail closed when the kernel cannot say (a path too long for the
+	 * buffer, an unlinked directory); only a getcwd that a seccomp
+	 * profile refuses (EPERM, EACCES, ENOSYS) leaves the check to the
+	 * closing of leaked fds.
+	 */
+	if (n < 0 && (errno == ENOENT || errno == ERANGE || errno == ENAMETOOLONG))
+		fail(errno, "process.cwd %s: cannot tell whether it lies inside the container: getcwd", p->cwd_quoted);
 	if (n > 0 && wd[0] != '/') {
 		char q[sizeof(wd) * 4 + 4];
 		wd[sizeof(wd) - 1] = '\0';
@@ -655,8 +663,20 @@ void gantry_exec_run(struct exec_plan *p)
 {
 	char *path;
 	/* every fd past the preserved ones closes on exec, the socket too */
-	if (syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		fail(errno, "mark fds close-on-exec");
+	if (syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		if (errno != EINVAL && errno != ENOSYS)
+			fail(errno, "mark fds close-on-exec");
+		/*
+		 * Linux before 5.11 has no CLOSE_RANGE_CLOEXEC. The bootstrap
+		 * closed every fd it was not told to keep, and kept ones are
+		 * below MAX_KEEP (the socket included): mark those one by one.
+		 */
+		for (int fd = 3 + p->preserve_fds; fd < 1024; fd++) {
+			int fl = fcntl(fd, F_GETFD);
+			if (fl >= 0 && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+				fail(errno, "mark fd %d close-on-exec", fd);
+		}
+	}
 	if (p->flags & EXEC_OOM)
 		set_oom_score_adj(p->oom_score_adj);
 	if (p->flags & EXEC_HOME)
