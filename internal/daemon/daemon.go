@@ -221,6 +221,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"state", d.cfg.State, "snapshotter", d.cfg.Snapshotter, "pid", os.Getpid())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.server.Serve(d.listener) }()
+	memCtx, stopMem := context.WithCancel(ctx)
+	defer stopMem()
+	go tuneMemoryLimit(memCtx)
 
 	var err error
 	select {
