@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/spf13/cobra"
 
-	"fmt"
 	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/internal/oci/container"
 )
@@ -21,14 +23,7 @@ func newExec(g *globals) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID, o.Args = args[0], args[1:]
-			code, err := runtimeFor(g).Exec(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return &exitError{code: code}
-			}
-			return nil
+			return execRunner(cmd.Context(), g, o)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
@@ -50,4 +45,19 @@ func newExec(g *globals) *cobra.Command {
 	f.BoolVar(&o.IgnorePaused, "ignore-paused", false, "exec even if the container is paused")
 	f.StringVar(&o.Cgroup, "cgroup", "", "run in a sub-cgroup of the container: PATH or CONTROLLER[,CONTROLLER]:PATH")
 	return cmd
+}
+
+// execRunner is runExec; tests replace it to see what cobra parsed.
+var execRunner = runExec
+
+// runExec runs exec with the parsed flags (by cobra or directExec).
+func runExec(ctx context.Context, g *globals, o container.ExecOptions) error {
+	code, err := runtimeFor(g).Exec(ctx, o)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
 }

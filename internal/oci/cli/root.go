@@ -48,10 +48,18 @@ func Main(args []string) int {
 		}
 		return 0
 	}
-	g := &globals{}
-	root := newRoot(g)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
+	var err error
+	g, o, direct := directExec(args)
+	if direct {
+		// A plain exec: its flags parsed as cobra would, without
+		// building the command tree.
+		err = runExec(context.Background(), g, *o)
+	} else {
+		g = &globals{}
+		root := newRoot(g)
+		root.SetArgs(args)
+		err = root.ExecuteContext(context.Background())
+	}
 	if g.logFile != nil {
 		defer g.logFile.Close()
 	}

@@ -290,6 +290,9 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	if err := r.Store.Stage(o.ID, stateJSON); err != nil {
 		return nil, err
 	}
+	if err := r.Store.StageView(o.ID, encodeExecView(state.ExecViewOf(c))); err != nil {
+		return nil, err
+	}
 	tracef("create: state encoded and staged")
 	if _, err := expect(rd, msgHooks); err != nil {
 		return nil, err

@@ -65,19 +65,23 @@ var nsFiles = map[specs.LinuxNamespaceType]string{
 // returns the process's exit status.
 func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	tracef("exec: start")
-	// Enabling every signal for forwarding costs a round trip per signal
-	// to the Go runtime's signal-mask thread (about 1 ms in all): it runs
-	// alongside the set-up below and is done before the process starts.
-	// The handlers are not reset when Exec returns (signal.Stop costs as
-	// much again): gantry-oci exits then.
+	// Enabling a signal for forwarding costs a round trip to the Go
+	// runtime's signal-mask thread (about 1 ms for all of them): it runs
+	// alongside the set-up below. The signals that would end or stop
+	// gantry-oci (execFirstSignals) are enabled before the process can
+	// exist; the others, which a Go program ignores until then, right
+	// after, while the process starts. The handlers are not reset when
+	// Exec returns (signal.Stop costs as much again): gantry-oci exits
+	// then.
 	sigs := make(chan os.Signal, 32)
 	notified := make(chan struct{})
 	if o.Detach {
 		close(notified)
 	} else {
 		go func() {
-			signal.Notify(sigs)
+			signal.Notify(sigs, execFirstSignals...)
 			close(notified)
+			signal.Notify(sigs)
 		}()
 	}
 	// The bootstrap process starts (a fork and exec, most of a
@@ -86,12 +90,24 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	// preserved ones and the socket, unless the container has a seccomp
 	// listener; then it is started again with them.
 	var early chan startedBootstrap
+	var v *state.ExecView
+	var err error
 	if !o.Tty && o.ConsoleSocket == "" {
-		early = make(chan startedBootstrap, 1)
+		// The state is read on another goroutine while this one forks:
+		// a goroutine started for the fork instead waited, in
+		// measurements, for this one to block.
+		type viewResult struct {
+			v   *state.ExecView
+			err error
+		}
+		viewc := make(chan viewResult, 1)
 		go func() {
-			b, err := startExecBootstrap(o.PreserveFDs)
-			early <- startedBootstrap{b, err}
+			v, err := r.loadExecView(o.ID)
+			viewc <- viewResult{v, err}
 		}()
+		b, berr := startExecBootstrap(o.PreserveFDs)
+		early = make(chan startedBootstrap, 1)
+		early <- startedBootstrap{b, berr}
 		defer func() {
 			if early != nil {
 				if s := <-early; s.b != nil {
@@ -99,10 +115,13 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 				}
 			}
 		}()
+		res := <-viewc
+		v, err = res.v, res.err
+	} else {
+		v, err = r.loadExecView(o.ID)
 	}
 	// Only the part of the state that exec needs in the common case: the
 	// whole spec is decoded below when it is needed.
-	v, err := r.Store.LoadExecView(o.ID)
 	if err != nil {
 		return -1, err
 	}
@@ -116,15 +135,14 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	default:
 		return -1, fmt.Errorf("exec in container %q: it is %s: %w", o.ID, st, errdefs.ErrFailedPrecondition)
 	}
-	lin := v.Spec.Linux
-	if lin == nil {
+	if !v.HasLinux {
 		return -1, fmt.Errorf("state of %q: the config has no linux section", o.ID)
 	}
 	cgPaths, err := subCgroups(c.CgroupPaths, o.Cgroup)
 	if err != nil {
 		return -1, err
 	}
-	proc, err := execProcess(v.Spec.Process, o)
+	proc, err := execProcess(v.Process, o)
 	if err != nil {
 		return -1, err
 	}
@@ -136,7 +154,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	}
 
 	boot := &nsexec.Bootstrap{}
-	for _, ns := range lin.Namespaces {
+	for _, ns := range v.Namespaces {
 		file, ok := nsFiles[ns.Type]
 		if !ok {
 			continue
@@ -165,7 +183,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		return nil
 	}
 	var filter []byte
-	if lin.Seccomp != nil {
+	if v.Seccomp {
 		if filter = cachedSeccomp(r.Store.Root, v.SeccompKey); filter == nil {
 			if err := loadFull(); err != nil {
 				return -1, err
@@ -180,12 +198,10 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	// The common case needs no Go init: the C bootstrap sets the process
 	// up and executes it (execfast.go).
 	target := execTarget{
-		namespaces:  lin.Namespaces,
-		personality: len(lin.Personality) > 0 && string(lin.Personality) != "null",
-		seccomp:     lin.Seccomp != nil,
-	}
-	if lin.Seccomp != nil {
-		target.listenerPath = lin.Seccomp.ListenerPath
+		namespaces:   v.Namespaces,
+		personality:  v.Personality,
+		seccomp:      v.Seccomp,
+		listenerPath: v.ListenerPath,
 	}
 	var cfg *InitConfig
 	if plan, why := r.fastExec(target, proc, o.PreserveFDs, filter); plan != nil {
@@ -229,8 +245,8 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		cfg.ConsoleFD = extraFD(o.PreserveFDs, len(extra))
 		extra = append(extra, conn)
 	}
-	if sc := lin.Seccomp; cfg != nil && sc != nil && sc.ListenerPath != "" {
-		conn, err := dialSeccompListener(sc.ListenerPath)
+	if cfg != nil && v.Seccomp && v.ListenerPath != "" {
+		conn, err := dialSeccompListener(v.ListenerPath)
 		if err != nil {
 			return -1, err
 		}
@@ -255,14 +271,14 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		}
 	}
 	defer bs.sock.Close()
-	cmd, parentSock := bs.cmd, bs.sock
+	parentSock := bs.sock
 	tracef("exec: bootstrap started")
 	fail := func(err error, pids ...int) (int, error) {
 		for _, p := range pids {
 			unix.Kill(p, unix.SIGKILL)
 		}
-		cmd.Process.Kill()
-		cmd.Wait()
+		bs.kill()
+		bs.wait()
 		for _, p := range pids {
 			var ws unix.WaitStatus
 			unix.Wait4(p, &ws, 0, nil)
@@ -274,6 +290,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	// The process cannot exist before the message is sent: signals are
 	// forwarded from its start.
 	<-notified
+	tracef("exec: signals set")
 	pid, err := nsexec.Drive(parentSock, rd, boot, nil)
 	if err != nil {
 		if boot.Exec != nil {
@@ -281,7 +298,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 			// reported its pid: it is still ours to reap. (The
 			// bootstrap goes first, in case it still waits for a
 			// message that was never sent: then EOF comes at once.)
-			cmd.Process.Kill()
+			bs.kill()
 			if late := nsexec.LatePid(rd); late > 0 {
 				return fail(err, late)
 			}
@@ -296,7 +313,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 			return fail(err, pid)
 		}
 		if boot.Fork {
-			if err := cmd.Wait(); err != nil {
+			if err := bs.wait(); err != nil {
 				return fail(fmt.Errorf("exec bootstrap: %w", err), pid)
 			}
 		}
@@ -307,7 +324,7 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		}
 		// Reap the bootstrap only now: the process is already reading its config.
 		if boot.Fork {
-			if err := cmd.Wait(); err != nil {
+			if err := bs.wait(); err != nil {
 				return fail(fmt.Errorf("exec bootstrap: %w", err), pid)
 			}
 		}
@@ -343,8 +360,22 @@ func (r *Runtime) Exec(ctx context.Context, o ExecOptions) (int, error) {
 		drain = copyTerminal(master)
 	}
 	code, err := waitForwarding(pid, sigs, master)
+	tracef("exec: process exited")
 	drain()
 	return code, err
+}
+
+// execFirstSignals are the signals whose default action in a Go program
+// is not to ignore them: exit (SIGHUP, SIGINT, SIGTERM), crash with a
+// stack dump, stop (SIGTSTP, SIGTTIN, SIGTTOU; no Go handler until
+// notified), SIGPIPE. A foreground exec enables them before the process
+// can exist, so that it never ends or stops in place of the process it
+// forwards to; only those marked notifiable in the runtime's table
+// (not the synchronous ones) cost a round trip.
+var execFirstSignals = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP, unix.SIGABRT,
+	unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGPIPE, unix.SIGTERM, unix.SIGSTKFLT,
+	unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGSYS,
 }
 
 // waitForwarding waits for pid (a child of ours), forwarding signals to it,

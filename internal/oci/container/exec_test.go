@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -431,5 +433,131 @@ func TestRootExecCwdTooLongToTell(t *testing.T) {
 	want := `gantry-oci: process.cwd "/s1/s2": cannot tell whether it lies inside the container: getcwd: file name too long`
 	if code != 1 || serr != want {
 		t.Errorf("exit %d, stderr %q; want 1, %q", code, serr, want)
+	}
+}
+
+// TestRootExecStateView: create writes the flat exec view beside
+// state.json, and exec behaves the same with it, without it (a container
+// created by an older build) and with one it cannot read, on both paths.
+func TestRootExecStateView(t *testing.T) {
+	r := newRT(t)
+	c := r.newContainerFiles(true, func(s *specs.Spec) {
+		s.Process.Env = append(s.Process.Env, "FROM_SPEC=1")
+		s.Process.Cwd = "/bin"
+	}, map[string]string{"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n"}, "/bin/sleep", "600")
+	view := filepath.Join(r.root, c.id, "exec.view")
+	if _, err := os.Stat(view); err != nil {
+		t.Fatalf("create wrote no exec view: %v", err)
+	}
+	args := []string{"exec", "-e", "FROM_FLAG=2", c.id, "/bin/sh", "-c", reportScript}
+	want, serr, code := r.bothPaths(nil, args...)
+	if code != 0 {
+		t.Fatalf("exec: exit %d: %s", code, serr)
+	}
+	for _, s := range []string{"env FROM_SPEC=1", "env FROM_FLAG=2", "cwd=/bin"} {
+		if !strings.Contains(want, s) {
+			t.Errorf("output lacks %q:\n%s", s, want)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		content []byte // nil: no view
+	}{
+		{"no view", nil},
+		{"unreadable view", []byte("not a view")},
+	} {
+		os.Remove(view)
+		if tc.content != nil {
+			if err := os.WriteFile(view, tc.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, serr, code := r.bothPaths(nil, args...)
+		if code != 0 || out != want {
+			t.Errorf("%s: exit %d, stderr %q, output:\n%s\nwant (with the view):\n%s", tc.name, code, serr, out, want)
+		}
+	}
+	// A missing container is reported as before.
+	if _, serr, _, code := r.execOut(nil, nil, "exec", "nosuch", "/bin/true"); code == 0 || !strings.Contains(serr, `container "nosuch" does not exist`) {
+		t.Errorf("exec in a missing container: exit %d, stderr %q", code, serr)
+	}
+}
+
+// TestRootExecForwardsSignals: a foreground exec forwards the signals it
+// gets to the process (one that would end gantry-oci, one a Go program
+// ignores, a real-time one) and exits with the process's status.
+func TestRootExecForwardsSignals(t *testing.T) {
+	r := newRT(t)
+	c := r.newContainerFiles(true, nil, map[string]string{"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n"}, "/bin/sleep", "600")
+	script := `trap 'echo usr1' USR1; trap 'echo rt37' 37; trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.05; done`
+	cmd := exec.Command(r.bin, "--root", r.root, "exec", c.id, "/bin/sh", "-c", script)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr strings.Builder
+	cmd.Stderr = &serr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	t.Cleanup(func() {
+		if !done {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		buf := make([]byte, 0, 256)
+		one := make([]byte, 1)
+		for {
+			if _, err := stdout.Read(one); err != nil {
+				return
+			}
+			if one[0] == '\n' {
+				lines <- string(buf)
+				buf = buf[:0]
+				continue
+			}
+			buf = append(buf, one[0])
+		}
+	}()
+	// await sends sig (if any) until the process prints want; a signal
+	// that comes before the process's trap is in place is sent again.
+	await := func(sig syscall.Signal, want string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if sig != 0 {
+				cmd.Process.Signal(sig)
+			}
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("exec ended before printing %q (stderr %q)", want, serr.String())
+				}
+				if l == want {
+					return
+				}
+			case <-tick.C:
+			case <-deadline:
+				t.Fatalf("no %q from the process after 30 s (stderr %q)", want, serr.String())
+			}
+		}
+	}
+	await(0, "ready")
+	await(syscall.SIGUSR1, "usr1")
+	await(syscall.Signal(37), "rt37")
+	await(syscall.SIGTERM, "term")
+	for range lines {
+	}
+	err = cmd.Wait()
+	done = true
+	if code := cmd.ProcessState.ExitCode(); code != 7 {
+		t.Errorf("exec exited with %d (%v, stderr %q), want the process's 7", code, err, serr.String())
 	}
 }
