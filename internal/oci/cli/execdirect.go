@@ -18,7 +18,7 @@ import (
 // parses those as before, with its errors and semantics. What it
 // accepts, it reads exactly as cobra's flags would.
 func directExec(args []string) (*globals, *container.ExecOptions, bool) {
-	g := &globals{root: "/run/gantry-oci", logFormat: "text", rootless: "auto"}
+	g := &globals{root: defaultRoot(), logFormat: "text", rootless: "auto"}
 	i := 0
 	// value returns the value of a flag that takes one: after "=" or the
 	// next argument.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -104,7 +105,7 @@ func newRoot(g *globals) *cobra.Command {
 	}
 	cmd.SetVersionTemplate("gantry-oci version {{.Version}}\nspec: 1.3.0\n")
 	f := cmd.PersistentFlags()
-	f.StringVar(&g.root, "root", "/run/gantry-oci", "directory for the containers' state")
+	f.StringVar(&g.root, "root", defaultRoot(), "directory for the containers' state")
 	f.StringVar(&g.log, "log", "", "log file (default: stderr)")
 	f.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&g.debug, "debug", false, "log debug messages")
@@ -119,6 +120,15 @@ func newRoot(g *globals) *cobra.Command {
 		newPause(g), newResume(g), newPs(g), newUpdate(g), newEvents(g),
 	)
 	return cmd
+}
+
+// defaultRoot is --root's default: /run/gantry-oci, or for an unprivileged
+// user $XDG_RUNTIME_DIR/gantry-oci when that is set, as runc does.
+func defaultRoot() string {
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" && os.Geteuid() != 0 {
+		return filepath.Join(dir, "gantry-oci")
+	}
+	return "/run/gantry-oci"
 }
 
 var cachedLogger *slog.Logger

@@ -436,12 +436,65 @@ func (r *Runtime) setupCgroup(cr *creation, o CreateOptions, s *specs.Spec, boot
 	if cg != nil {
 		cr.cgApplied = true
 		if err := cg.Apply(0); err != nil {
-			return fmt.Errorf("linux.cgroupsPath %q: %w", s.Linux.CgroupsPath, err)
+			if !r.Rootless || s.Linux.CgroupsPath != "" || !permissionError(err) {
+				return fmt.Errorf("linux.cgroupsPath %q: %w", s.Linux.CgroupsPath, err)
+			}
+			// As runc: a rootless container without linux.cgroupsPath
+			// runs without a cgroup when it may not make one.
+			r.Log.Debug("rootless: no cgroup", "id", o.ID, "error", err)
+			if derr := cg.Destroy(); derr != nil {
+				r.Log.Warn("remove cgroup", "id", o.ID, "error", derr)
+			}
+			cr.cg, cr.cgApplied = nil, false
 		}
-		boot.CgroupV1, boot.CgroupV2 = cgroupDirs(cg.Paths())
 	}
+	if cr.cg == nil {
+		// Limits without a cgroup would be silently dropped: refuse
+		// them, as runc does ("cannot set ... limit: container could
+		// not join or create cgroup"). Device rules are let go, as in
+		// runc's rootless mode: a user namespace cannot open devices
+		// it was not given anyway.
+		if field := limitField(s.Linux.Resources); field != "" {
+			return fmt.Errorf("linux.resources.%s: rootless container could not create a cgroup to set it in: %w", field, errdefs.ErrFailedPrecondition)
+		}
+		return nil
+	}
+	boot.CgroupV1, boot.CgroupV2 = cgroupDirs(cr.cg.Paths())
 	tracef("create: cgroup directories made")
 	return nil
+}
+
+// permissionError reports whether err is the kernel refusing an
+// unprivileged cgroup operation.
+func permissionError(err error) bool {
+	return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EROFS)
+}
+
+// limitField names the first field of r that needs a cgroup to take
+// effect (anything but device rules), or "" when there is none.
+func limitField(r *specs.LinuxResources) string {
+	if r == nil {
+		return ""
+	}
+	switch {
+	case r.Memory != nil:
+		return "memory"
+	case r.CPU != nil:
+		return "cpu"
+	case r.Pids != nil:
+		return "pids"
+	case r.BlockIO != nil:
+		return "blockIO"
+	case len(r.HugepageLimits) > 0:
+		return "hugepageLimits"
+	case r.Network != nil:
+		return "network"
+	case len(r.Rdma) > 0:
+		return "rdma"
+	case len(r.Unified) > 0:
+		return "unified"
+	}
+	return ""
 }
 
 // hookState is the state a hook reads on stdin.
