@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -477,4 +478,30 @@ func rssKB(pid int) int {
 		}
 	}
 	return 0
+}
+
+// restartAfterFault waits for gantryd to have died at the fault point
+// (a kill on its way gets 5 s; a gantryd that did not die fails the test),
+// starts it again and returns the container's state ("gone" when it does
+// not exist), which must be one of want.
+func (e *env) restartAfterFault(t *testing.T, point, name string, want []string) (string, bool) {
+	t.Helper()
+	if dead, _ := e.died(); !dead {
+		select {
+		case <-e.exited:
+			e.cmd = nil
+		case <-time.After(5 * time.Second):
+			t.Fatalf("gantryd did not die at %s", point)
+		}
+	}
+	e.start()
+	p, exists := e.ps()[name]
+	got := "gone"
+	if exists {
+		got = p.State
+	}
+	if !slices.Contains(want, got) {
+		t.Errorf("after the restart the container is %q (%+v), want one of %v", got, p, want)
+	}
+	return got, exists
 }

@@ -226,29 +226,7 @@ func TestFaultPoints(t *testing.T) {
 					break
 				}
 			}
-			if dead, _ := e.died(); !dead {
-				// The fault point was never reached: wait a moment for
-				// a kill on its way, then fail.
-				select {
-				case <-e.exited:
-					e.cmd = nil
-				case <-time.After(5 * time.Second):
-					t.Fatalf("gantryd did not die at %s", tc.point)
-				}
-			}
-			e.start()
-			p, exists := e.ps()[name]
-			got := "gone"
-			if exists {
-				got = p.State
-			}
-			ok := false
-			for _, w := range tc.want {
-				ok = ok || w == got
-			}
-			if !ok {
-				t.Errorf("after the restart the container is %q (%+v), want one of %v", got, p, tc.want)
-			}
+			got, exists := e.restartAfterFault(t, tc.point, name, tc.want)
 			if exists {
 				// Finish it as a user would.
 				switch got {

@@ -3,7 +3,6 @@ package reliability
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gantry-project/gantry/internal/task"
 )
@@ -46,27 +45,7 @@ func TestFaultPointsRunDetached(t *testing.T) {
 				if code == 0 {
 					t.Fatalf("gantry %s succeeded although gantryd was to die at %s", strings.Join(args, " "), tc.point)
 				}
-				if dead, _ := e.died(); !dead {
-					select {
-					case <-e.exited:
-						e.cmd = nil
-					case <-time.After(5 * time.Second):
-						t.Fatalf("gantryd did not die at %s", tc.point)
-					}
-				}
-				e.start()
-				p, exists := e.ps()[name]
-				got := "gone"
-				if exists {
-					got = p.State
-				}
-				ok := false
-				for _, w := range tc.want {
-					ok = ok || w == got
-				}
-				if !ok {
-					t.Errorf("after the restart the container is %q (%+v), want one of %v", got, p, tc.want)
-				}
+				got, exists := e.restartAfterFault(t, tc.point, name, tc.want)
 				if exists {
 					switch got {
 					case "created":
