@@ -8,73 +8,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// metaTree lists every path under dir with its type, mode, owner, mtime
-// (not of whiteouts, which have none in the tar; atime changes as the tree
-// is read), xattrs, content or target, and the names that share an inode:
-// everything Apply promises.
-func metaTree(t *testing.T, dir string) []string {
-	t.Helper()
-	inodes := map[uint64][]string{}
-	var out []string
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		line := fmt.Sprintf("%s %#o %d:%d", rel, st.Mode, st.Uid, st.Gid)
-		if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
-			line += fmt.Sprintf(" m=%d", st.Mtim.Nano())
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFLNK:
-			target, _ := os.Readlink(p)
-			line += " ->" + target
-		case unix.S_IFREG:
-			b, _ := os.ReadFile(p)
-			line += fmt.Sprintf(" %q", b)
-			if st.Nlink > 1 {
-				inodes[st.Ino] = append(inodes[st.Ino], rel)
-			}
-		case unix.S_IFCHR, unix.S_IFBLK:
-			line += fmt.Sprintf(" dev=%d", st.Rdev)
-		}
-		sz, _ := unix.Llistxattr(p, nil)
-		if sz > 0 {
-			buf := make([]byte, sz)
-			sz, _ = unix.Llistxattr(p, buf)
-			names := strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00")
-			sort.Strings(names)
-			for _, n := range names {
-				v := make([]byte, 256)
-				vn, _ := unix.Lgetxattr(p, n, v)
-				line += fmt.Sprintf(" %s=%q", n, v[:max(vn, 0)])
-			}
-		}
-		out = append(out, line)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, names := range inodes {
-		sort.Strings(names)
-		out = append(out, "links "+strings.Join(names, " "))
-	}
-	sort.Strings(out)
-	return out
-}
+	"github.com/gantry-project/gantry/internal/archive/archivetest"
+)
 
 // layerCase builds lower layers with Apply (the first in WhiteoutRemove
 // form, as a snapshot without parent gets it, the others in overlay form
@@ -218,7 +159,7 @@ func TestApplyDetachedMatchesSequential(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, want := metaTree(t, det), metaTree(t, seq)
+			got, want := archivetest.Tree(t, det, nil), archivetest.Tree(t, seq, nil)
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("detached then fixed:\n%s\nsequential:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
+	"github.com/gantry-project/gantry/internal/archive/archivetest"
 	"github.com/gantry-project/gantry/internal/content"
 	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/internal/snapshot"
@@ -25,63 +26,6 @@ import (
 // sequentialOnly hides CommitOnto: the unpack applies one layer after the
 // other.
 type sequentialOnly struct{ snapshot.Snapshotter }
-
-// layerTree lists everything in the directory of one layer (an overlay
-// upper directory: whiteouts, opaque xattrs): type, mode, owner, mtime (but
-// of the paths in now, and of whiteouts), xattrs, contents or target, and
-// the names that share an inode.
-func layerTree(t *testing.T, dir string, now map[string]bool) []string {
-	t.Helper()
-	inodes := map[uint64][]string{}
-	var out []string
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		line := fmt.Sprintf("%s %#o %d:%d", rel, st.Mode, st.Uid, st.Gid)
-		if rel != "." && !now[rel] && (st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0) {
-			line += fmt.Sprintf(" m=%d", st.Mtim.Nano())
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFLNK:
-			target, _ := os.Readlink(p)
-			line += " ->" + target
-		case unix.S_IFREG:
-			b, _ := os.ReadFile(p)
-			line += fmt.Sprintf(" %q", b)
-			if st.Nlink > 1 {
-				inodes[st.Ino] = append(inodes[st.Ino], rel)
-			}
-		}
-		if sz, _ := unix.Llistxattr(p, nil); sz > 0 {
-			buf := make([]byte, sz)
-			sz, _ = unix.Llistxattr(p, buf)
-			names := strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00")
-			sort.Strings(names)
-			for _, n := range names {
-				v := make([]byte, 256)
-				vn, _ := unix.Lgetxattr(p, n, v)
-				line += fmt.Sprintf(" %s=%q", n, v[:max(vn, 0)])
-			}
-		}
-		out = append(out, line)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, names := range inodes {
-		sort.Strings(names)
-		out = append(out, "links "+strings.Join(names, " "))
-	}
-	sort.Strings(out)
-	return out
-}
 
 // layerDir is the directory of the committed layer id of an overlay
 // snapshotter.
@@ -160,8 +104,9 @@ func TestUnpackParallelMatchesSequential(t *testing.T) {
 	// their creation.
 	now := map[string]bool{"etc/new": true, "srv/sub": true, "late/": false}
 	for i, id := range chain {
-		got := layerTree(t, layerDir(t, par, id.String()), now)
-		want := layerTree(t, layerDir(t, seq, id.String()), now)
+		noTime := func(rel string) bool { return rel == "." || now[rel] }
+		got := archivetest.Tree(t, layerDir(t, par, id.String()), noTime)
+		want := archivetest.Tree(t, layerDir(t, seq, id.String()), noTime)
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("layer %d, parallel:\n%s\nsequential:\n%s", i, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
