@@ -101,7 +101,7 @@ func newEnv(t *testing.T) *env {
 		sock: filepath.Join(dir, "state", "gantryd.sock"), config: filepath.Join(dir, "gantryd.toml"),
 		logPath: filepath.Join(dir, "gantryd.log")}
 	// The containers' cgroups go below a parent of this test's own.
-	cgroupParent := "/gantry-e2e-" + filepath.Base(dir)
+	cgroupParent := testcgroup.NewParent("gantry-e2e")
 	body := fmt.Sprintf("log_level = \"debug\"\ncgroup_parent = %q\n[registry]\nconfig_dir = %q\n", cgroupParent, filepath.Join(dir, "etc"))
 	if err := os.WriteFile(e.config, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

@@ -93,7 +93,7 @@ func newEnv(t *testing.T) *daemonEnv {
 		config:  filepath.Join(dir, "gantryd.toml"),
 		logPath: filepath.Join(dir, "gantryd.log"),
 	}
-	e.cgroupParent = "/gantry-e2e-" + filepath.Base(dir)
+	e.cgroupParent = testcgroup.NewParent("gantry-e2e")
 	e.writeConfig("")
 	// Registered after t.TempDir, so it runs before the directory is
 	// removed, and before start's, so it runs after gantryd has stopped.

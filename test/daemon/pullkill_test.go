@@ -335,7 +335,7 @@ func TestPullKilledDaemon(t *testing.T) {
 	// Three parallel downloads (the first two are held), a cgroup parent
 	// of its own (system check reports any cgroup under it).
 	cfg := fmt.Sprintf("log_level = \"debug\"\ncgroup_parent = %q\n[registry]\nconfig_dir = %q\nmax_concurrent_downloads = 3\n",
-		"/gantry-e2e-pullkill-"+filepath.Base(e.dir), filepath.Join(e.dir, "etc"))
+		e.cgroupParent, filepath.Join(e.dir, "etc"))
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package testcgroup
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -90,4 +92,15 @@ func removeTree(dir string) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// NewParent returns a cgroup parent "/<prefix>-<random>" that no other
+// test, concurrent or not, uses (t.TempDir's base name is the same "001"
+// in every test, so it cannot tell tests apart).
+func NewParent(prefix string) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return "/" + prefix + "-" + hex.EncodeToString(b[:])
 }

@@ -52,3 +52,10 @@ func TestRemoveKillsAndRemoves(t *testing.T) {
 		t.Error("Remove(\"/\") did not refuse")
 	}
 }
+
+func TestNewParentUnique(t *testing.T) {
+	a, b := NewParent("gantry-x"), NewParent("gantry-x")
+	if a == b || !strings.HasPrefix(a, "/gantry-x-") || len(a) != len("/gantry-x-")+16 {
+		t.Errorf("NewParent gave %q and %q, want two different /gantry-x-<16 hex>", a, b)
+	}
+}
