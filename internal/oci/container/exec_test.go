@@ -483,14 +483,40 @@ func TestRootExecStateView(t *testing.T) {
 	}
 }
 
+// forwardScript traps a signal that would end gantry-oci (TERM, then
+// exits 7), one a Go program ignores (USR1) and a real-time one (37).
+const forwardScript = `trap 'echo usr1' USR1; trap 'echo rt37' 37; trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.05; done`
+
 // TestRootExecForwardsSignals: a foreground exec forwards the signals it
 // gets to the process (one that would end gantry-oci, one a Go program
 // ignores, a real-time one) and exits with the process's status.
 func TestRootExecForwardsSignals(t *testing.T) {
 	r := newRT(t)
 	c := r.newContainerFiles(true, nil, map[string]string{"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n"}, "/bin/sleep", "600")
-	script := `trap 'echo usr1' USR1; trap 'echo rt37' 37; trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.05; done`
-	cmd := exec.Command(r.bin, "--root", r.root, "exec", c.id, "/bin/sh", "-c", script)
+	checkForwards(t, exec.Command(r.bin, "--root", r.root, "exec", c.id, "/bin/sh", "-c", forwardScript))
+}
+
+// TestRootRunForwardsSignals: a foreground run forwards the signals it gets
+// to the container's init once it started (run enables the ones a Go
+// program ignores after those that would end it), exits with the init's
+// status and deletes the container.
+func TestRootRunForwardsSignals(t *testing.T) {
+	r := newRT(t)
+	c, bundle := r.newBundle(nil, nil, "/bin/sh", "-c", forwardScript)
+	t.Cleanup(func() {
+		if _, _, code := r.run("state", c.id); code == 0 {
+			t.Errorf("container %s is left after run", c.id)
+			r.remove(c)
+		}
+	})
+	checkForwards(t, exec.Command(r.bin, "--root", r.root, "run", "--bundle", bundle, c.id))
+}
+
+// checkForwards starts cmd (a foreground exec or run of forwardScript),
+// sends it each signal until the process says it got it, and checks that
+// cmd exits with the process's 7.
+func checkForwards(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -538,7 +564,7 @@ func TestRootExecForwardsSignals(t *testing.T) {
 			select {
 			case l, ok := <-lines:
 				if !ok {
-					t.Fatalf("exec ended before printing %q (stderr %q)", want, serr.String())
+					t.Fatalf("%s ended before printing %q (stderr %q)", cmd.Args[3], want, serr.String())
 				}
 				if l == want {
 					return
@@ -558,6 +584,6 @@ func TestRootExecForwardsSignals(t *testing.T) {
 	err = cmd.Wait()
 	done = true
 	if code := cmd.ProcessState.ExitCode(); code != 7 {
-		t.Errorf("exec exited with %d (%v, stderr %q), want the process's 7", code, err, serr.String())
+		t.Errorf("%s exited with %d (%v, stderr %q), want the process's 7", cmd.Args[3], code, err, serr.String())
 	}
 }

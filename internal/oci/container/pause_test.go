@@ -135,6 +135,21 @@ func (r *rt) newContainer(start bool, edit func(*specs.Spec), args ...string) *c
 // or "|" is not part of the name).
 func (r *rt) newContainerFiles(start bool, edit func(*specs.Spec), files map[string]string, args ...string) *ctr {
 	r.t.Helper()
+	c, bundle := r.newBundle(edit, files, args...)
+	r.t.Cleanup(func() { r.remove(c) })
+	r.ok("create", "--bundle", bundle, c.id)
+	if start {
+		r.ok("start", c.id)
+	}
+	st := r.state(c.id)
+	c.pid = st.Pid
+	return c
+}
+
+// newBundle writes the bundle newContainerFiles creates its container
+// from, and returns the container's id and cgroup (no pid) and the bundle.
+func (r *rt) newBundle(edit func(*specs.Spec), files map[string]string, args ...string) (*ctr, string) {
+	r.t.Helper()
 	t := r.t
 	var rnd [4]byte
 	rand.Read(rnd[:])
@@ -209,14 +224,7 @@ func (r *rt) newContainerFiles(start bool, edit func(*specs.Spec), files map[str
 	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.remove(c) })
-	r.ok("create", "--bundle", bundle, c.id)
-	if start {
-		r.ok("start", c.id)
-	}
-	st := r.state(c.id)
-	c.pid = st.Pid
-	return c
+	return c, bundle
 }
 
 // remove force-deletes c and checks that its cgroup directories are gone.

@@ -31,15 +31,25 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 	}
 	// Catch signals before the container exists, so none is lost: the
 	// set-up (a round trip per signal to the Go runtime's signal-mask
-	// thread, about 1 ms in all) runs while the config is read and is done
-	// before anything is made. The handlers are not reset when Run
-	// returns (signal.Stop costs as much again): gantry-oci exits then.
+	// thread, about 1 ms in all) runs while the config is read. As in
+	// Exec, the signals that would end or stop gantry-oci
+	// (execFirstSignals) are enabled before anything is made; the others,
+	// which a Go program ignores until then, right after, while the
+	// container is created, and they are enabled before it starts, so
+	// that everything from "start" on is forwarded as before. The
+	// handlers are not reset when Run returns (signal.Stop costs as much
+	// again): gantry-oci exits then.
 	sigs := make(chan os.Signal, 32)
-	if !detach {
+	allNotified := make(chan struct{})
+	if detach {
+		close(allNotified)
+	} else {
 		notified := make(chan struct{})
 		go func() {
-			signal.Notify(sigs)
+			signal.Notify(sigs, execFirstSignals...)
 			close(notified)
+			signal.Notify(sigs)
+			close(allNotified)
 		}()
 		o.beforeReserve = func() { <-notified }
 	}
@@ -56,6 +66,8 @@ func (r *Runtime) Run(ctx context.Context, o CreateOptions, detach bool) (int, e
 		}
 		defer master.Close()
 	}
+	<-allNotified
+	tracef("run: all signals set")
 	if err := r.start(ctx, o.ID, c); err != nil {
 		r.Delete(ctx, o.ID, true)
 		return -1, err
