@@ -169,7 +169,12 @@ func (s *Service) Import(ctx context.Context, ns string, r io.Reader, opts Impor
 		if err := s.DB.AddLease(ctx, lease, r.Blobs(), r.ChainIDs); err != nil {
 			return nil, fmt.Errorf("import %s: lease: %w", img.Name, err)
 		}
-		if _, err := unpack.UnpackWithLimits(ctx, s.Content, s.Snapshotter, r.Parsed, r.Config, s.UnpackLimits); err != nil {
+		// The extract-* snapshots are leased before they are prepared, as a
+		// pull's: a collection during the import must not remove one.
+		uopts := unpack.Options{Limits: s.UnpackLimits, Lease: func(lctx context.Context, key string) error {
+			return s.DB.AddLease(lctx, lease, nil, []string{key})
+		}}
+		if _, err := unpack.UnpackFrom(ctx, s.Content, s.Snapshotter, r.Parsed, r.Config, uopts); err != nil {
 			return nil, fmt.Errorf("import %s: unpack: %w", img.Name, err)
 		}
 		img.Blobs = uniq(append([]digest.Digest{img.Target.Digest}, r.Blobs()...))
