@@ -25,7 +25,7 @@ const DefaultAddress = "/run/gantry/gantryd.sock"
 const DefaultNamespace = "default"
 
 // namespaceKey is the gRPC metadata key of the namespace.
-const namespaceKey = "gantry-namespace"
+const namespaceKey = gantryv1.MetadataNamespace
 
 // The error kinds of gantryd's answers; they are the values of
 // internal/errdefs, so errors.Is works against either.

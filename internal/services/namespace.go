@@ -6,12 +6,13 @@ import (
 
 	grpcmd "google.golang.org/grpc/metadata"
 
+	gantryv1 "github.com/gantry-project/gantry/api/gantry/v1"
 	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/internal/metadata"
 )
 
 // NamespaceKey is the gRPC metadata key that names a call's namespace.
-const NamespaceKey = "gantry-namespace"
+const NamespaceKey = gantryv1.MetadataNamespace
 
 // DefaultNamespace is used when a call names none.
 const DefaultNamespace = "default"

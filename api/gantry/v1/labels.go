@@ -9,3 +9,7 @@ const (
 	// parallel with the client learning of the exit.
 	LabelAutoRemove = "io.gantry.container.autoremove"
 )
+
+// MetadataNamespace is the gRPC metadata key that names a call's namespace
+// (one value; none means "default").
+const MetadataNamespace = "gantry-namespace"
