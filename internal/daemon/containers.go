@@ -638,9 +638,10 @@ func (c *containers) CreateTask(ctx context.Context, ns string, req *gantryv1.Cr
 		}
 		if st.Status == task.StatusCreated {
 			// Created by a call whose answer was lost (gantryd died
-			// after the shim started): start goes on from here.
+			// after the shim started): start goes on from here, holding
+			// the output as asked (the client attaches next).
 			if req.GetStart() {
-				return c.StartTask(ctx, ns, r.ID)
+				return c.startTask(ctx, ns, r.ID, task.StartOptions{HoldOutput: req.GetHoldOutput()})
 			}
 			return stateToAPI(st), nil
 		}
@@ -689,11 +690,15 @@ func (c *containers) CreateTask(ctx context.Context, ns string, req *gantryv1.Cr
 }
 
 func (c *containers) StartTask(ctx context.Context, ns, ref string) (*gantryv1.TaskState, error) {
+	return c.startTask(ctx, ns, ref, task.StartOptions{})
+}
+
+func (c *containers) startTask(ctx context.Context, ns, ref string, o task.StartOptions) (*gantryv1.TaskState, error) {
 	r, t, err := c.task(ctx, ns, ref)
 	if err != nil {
 		return nil, err
 	}
-	st, err := t.Start(ctx)
+	st, err := t.StartWith(ctx, o)
 	if err != nil {
 		if hung(err) {
 			c.failTask(ctx, ns, r.ID, err)

@@ -115,9 +115,14 @@ func (c *Client) Connect(ctx context.Context) (shimapi.ConnectResponse, error) {
 
 // Start starts the container's process.
 func (c *Client) Start(ctx context.Context) (shimapi.StateResponse, error) {
-	var r shimapi.StateResponse
-	_, err := c.call(ctx, shimapi.MethodStart, shimapi.StartRequest{}, &r, false)
-	return r, err
+	return c.StartWith(ctx, shimapi.StartRequest{})
+}
+
+// StartWith starts the container's process with the options of r.
+func (c *Client) StartWith(ctx context.Context, r shimapi.StartRequest) (shimapi.StateResponse, error) {
+	var st shimapi.StateResponse
+	_, err := c.call(ctx, shimapi.MethodStart, r, &st, false)
+	return st, err
 }
 
 // State returns the state of the container (execID "") or of an exec.

@@ -27,7 +27,7 @@ func (s *Shim) connect() shimapi.ConnectResponse {
 	return r
 }
 
-func (s *Shim) start(ctx context.Context) (shimapi.StateResponse, error) {
+func (s *Shim) start(ctx context.Context, r shimapi.StartRequest) (shimapi.StateResponse, error) {
 	s.mu.Lock()
 	p, err := s.lookup("")
 	if err == nil && p.status != shimapi.StatusCreated {
@@ -45,7 +45,19 @@ func (s *Shim) start(ctx context.Context) (shimapi.StateResponse, error) {
 	if err != nil {
 		return shimapi.StateResponse{}, err
 	}
+	if r.HoldOutput {
+		// As a create with Start and HoldOutput: the first attacher,
+		// on its way, gets the output from its beginning.
+		p.out.holdForAttacher()
+	}
 	err = s.rt.Start(ctx, s.opts.ID)
+	if r.HoldOutput {
+		if err != nil {
+			p.out.release()
+		} else {
+			time.AfterFunc(AttachWait, p.out.release)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.starting = nil
@@ -310,7 +322,14 @@ func (s *Shim) delete(ctx context.Context, r shimapi.DeleteRequest) (shimapi.Sta
 		if err := s.rt.Delete(ctx, s.opts.ID, r.Force || running); err != nil && !errdefs.IsNotFound(err) {
 			s.mu.Lock()
 			s.deleting = false
+			skipped := s.eagerSkipped
+			s.eagerSkipped = false
 			s.mu.Unlock()
+			if skipped {
+				// The init exited meanwhile and DeleteOnExit's delete
+				// waited for this one: it goes on in the background.
+				s.deleteOnExit()
+			}
 			return shimapi.StateResponse{}, false, fmt.Errorf("delete %s: %w", s.opts.ID, err)
 		}
 	}

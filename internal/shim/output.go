@@ -60,9 +60,30 @@ func newWaitingHub() *outputHub {
 	return h
 }
 
+// holdForAttacher makes a hub that has no attacher wait for its first
+// attacher, as newWaitingHub's does: for the init of a created container
+// whose start holds its output. A hub that already waits or has an
+// attacher is left as it is.
+func (h *outputHub) holdForAttacher() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.waiting != nil || h.closed || len(h.subs) > 0 {
+		return
+	}
+	h.hold = true
+	h.waiting = make(chan struct{})
+}
+
 // release ends the wait for the first attacher: output that does not fit
 // the hold is dropped from then on, as for any hub that holds.
 func (h *outputHub) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.releaseLocked()
+}
+
+// releaseLocked is release with h.mu held.
+func (h *outputHub) releaseLocked() {
 	if h.waiting != nil {
 		h.waitingOnce.Do(func() { close(h.waiting) })
 	}
@@ -71,6 +92,8 @@ func (h *outputHub) release() {
 // released is closed once the hub no longer waits for its first attacher
 // (at once for a hub that never waited).
 func (h *outputHub) released() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.waiting == nil {
 		return closedChan
 	}
@@ -88,9 +111,10 @@ func (h *outputHub) write(stream byte, data []byte) {
 	h.mu.Lock()
 	for h.hold && h.waiting != nil && !isClosed(h.waiting) && !h.closed && h.held+len(c.data) > shimapi.OutputHoldMax {
 		// The hold is full and the first attacher is on its way: wait.
+		waiting := h.waiting
 		h.mu.Unlock()
 		select {
-		case <-h.waiting:
+		case <-waiting:
 		case <-h.done:
 		}
 		h.mu.Lock()
@@ -151,7 +175,7 @@ func (h *outputHub) attach() (*outSub, []outChunk) {
 	if !h.closed {
 		h.subs[s] = struct{}{}
 	}
-	h.release()
+	h.releaseLocked()
 	return s, pending
 }
 

@@ -116,7 +116,11 @@ func (s *Shim) dispatch(ctx context.Context, req shimapi.Request) (any, error) {
 	case shimapi.MethodConnect:
 		return s.connect(), nil
 	case shimapi.MethodStart:
-		return s.start(ctx)
+		r, err := decode[shimapi.StartRequest](req)
+		if err != nil {
+			return nil, err
+		}
+		return s.start(ctx, r)
 	case shimapi.MethodState:
 		r, err := decode[shimapi.StateRequest](req)
 		if err != nil {

@@ -69,6 +69,10 @@ type Shim struct {
 	// has returned; eagerErr is its error.
 	eager    chan struct{}
 	eagerErr error
+	// eagerSkipped: DeleteOnExit's delete was not started as the init
+	// exited, a Delete being in flight; should that Delete fail, it is
+	// started then.
+	eagerSkipped bool
 
 	listener *net.UnixListener
 	done     chan struct{}
@@ -433,6 +437,7 @@ func (s *Shim) finish(p *process, status int, at time.Time) {
 func (s *Shim) deleteOnExit() {
 	s.mu.Lock()
 	if s.eager != nil || s.deleting {
+		s.eagerSkipped = s.eager == nil
 		s.mu.Unlock()
 		return
 	}

@@ -391,12 +391,24 @@ func fromShim(s shimapi.StateResponse) State {
 
 // Start starts the container's process.
 func (t *Task) Start(ctx context.Context) (State, error) {
+	return t.StartWith(ctx, StartOptions{})
+}
+
+// StartOptions configure StartWith.
+type StartOptions struct {
+	// HoldOutput holds the init's output for the first live attacher, as
+	// CreateOptions.HoldOutput does for a Create with Start.
+	HoldOutput bool
+}
+
+// StartWith starts a created task with o.
+func (t *Task) StartWith(ctx context.Context, o StartOptions) (State, error) {
 	if err := t.refuseDead("start"); err != nil {
 		return State{}, err
 	}
 	ctx, cancel := t.m.bound(ctx)
 	defer cancel()
-	st, err := t.client.Start(ctx)
+	st, err := t.client.StartWith(ctx, shimapi.StartRequest{HoldOutput: o.HoldOutput})
 	if err != nil {
 		return State{}, t.check(err)
 	}

@@ -91,7 +91,13 @@ type ConnectResponse struct {
 }
 
 // StartRequest starts the container's process.
-type StartRequest struct{}
+type StartRequest struct {
+	// HoldOutput holds the init's output for its first live attacher, as
+	// a create with Start and HoldOutput does (a start-on-create that
+	// found the container only created goes on with it). A shim that
+	// predates it ignores it.
+	HoldOutput bool `json:"holdOutput,omitempty"`
+}
 
 // StateRequest asks for the state of the container (ExecID empty) or of
 // one exec.
