@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/test/testbin"
 )
 
 // commandTimeout bounds one client invocation so that a hung client or
@@ -110,26 +112,12 @@ func findBusybox() (string, error) {
 	return "", errors.New("no static busybox at /bin/busybox (install busybox-static)")
 }
 
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-	if err != nil {
-		return "", fmt.Errorf("find module root: %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
+// buildGantryOCI builds gantry-oci from the working tree into dir.
 func buildGantryOCI(dir string) (string, error) {
-	root, err := repoRoot()
-	if err != nil {
+	if err := testbin.Build(dir, "gantry-oci"); err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, "gantry-oci")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/gantry-oci")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/gantry-oci: %w: %s", err, firstLine(string(b)))
-	}
-	return out, nil
+	return filepath.Join(dir, "gantry-oci"), nil
 }
 
 func firstLine(s string) string {

@@ -4,26 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 )
-
-// buildInit compiles cmd/gantry-init as `make build` does, into dir.
-func buildInit(root, dir string) error {
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
-	}
-	cmd := exec.Command(cc, "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", filepath.Join(dir, "gantry-init"),
-		filepath.Join(root, "cmd", "gantry-init", "gantry-init.c"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build gantry-init: %v\n%s", err, out)
-	}
-	return nil
-}
 
 // TestRunInit checks `gantry run --init`: gantry-init is PID 1 with the
 // command as its child, reaps orphans, forwards gantry stop's SIGTERM,

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gantry-project/gantry/test/clients"
+	"github.com/gantry-project/gantry/test/testbin"
 	"github.com/gantry-project/gantry/test/testcgroup"
 )
 
@@ -50,26 +51,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "go list -m:", err)
-		return 1
-	}
-	root := strings.TrimSpace(string(out))
-	for _, b := range []string{"gantryd", "gantry", "gantry-shim", "gantry-oci"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b)
-		cmd.Dir = root
-		if b == "gantry-oci" {
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-		} else {
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build ./cmd/%s: %v\n%s", b, err, out)
-			return 1
-		}
-	}
-	if err := buildInit(root, dir); err != nil {
+	if err := testbin.Build(dir, "gantryd", "gantry", "gantry-shim", "gantry-oci", "gantry-init"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gantry-project/gantry/test/testbin"
 	"github.com/gantry-project/gantry/test/testcgroup"
 )
 
@@ -38,29 +39,12 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	root, err := moduleRoot()
-	if err != nil {
+	if err := testbin.Build(dir, "gantryd", "gantry"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	for _, b := range []string{"gantryd", "gantry"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build ./cmd/%s: %v\n%s", b, err, out)
-			return 1
-		}
-	}
 	binDir = dir
 	return m.Run()
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-	if err != nil {
-		return "", fmt.Errorf("go list -m: %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
 }
 
 // daemonEnv is one gantryd on its own temporary directories.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gantry-project/gantry/test/bundle"
 	"github.com/gantry-project/gantry/test/probe/report"
+	"github.com/gantry-project/gantry/test/testbin"
 )
 
 // commandTimeout bounds one runtime invocation so that a hung runtime fails
@@ -81,26 +82,12 @@ func setup(m *testing.M) (int, error) {
 	return code, nil
 }
 
+// buildGantryOCI builds gantry-oci from the working tree into dir.
 func buildGantryOCI(dir string) (string, error) {
-	root, err := bundle.RepoRoot()
-	if err != nil {
+	if err := testbin.Build(dir, "gantry-oci"); err != nil {
 		return "", err
 	}
-	if _, err := os.Stat(filepath.Join(root, "cmd", "gantry-oci")); err != nil {
-		return "", fmt.Errorf("./cmd/gantry-oci: %w", err)
-	}
-	out := filepath.Join(dir, "gantry-oci")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/gantry-oci")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/gantry-oci: %w: %s", err, firstLine(string(b)))
-	}
-	return out, nil
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return l
+	return filepath.Join(dir, "gantry-oci"), nil
 }
 
 // container is one container a test made, for the cleanup.
