@@ -3,6 +3,7 @@ package ociclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,16 @@ import (
 	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/test/bundle"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if os.Geteuid() == 0 {
+		if err := bundle.RemoveCgroupParent(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	os.Exit(code)
+}
 
 // testRuntime returns GANTRY_RUNTIME, or ./cmd/gantry-oci built into a temp
 // dir.

@@ -14,12 +14,24 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/test/testcgroup"
 )
 
-// CgroupParent is the cgroup under which every bundle puts its container:
-// linux.cgroupsPath is CgroupParent + "/" + ID, so leftovers are easy to
-// find and remove.
-const CgroupParent = "/gantry-test"
+// CgroupParent is the cgroup under which every bundle of this process puts
+// its container: linux.cgroupsPath is CgroupParent + "/" + ID. It names the
+// process ("/gantry-test-PID"), so that test packages running side by side
+// never share a parent and each removes its own when it ends
+// (RemoveCgroupParent) without racing another one's create.
+var CgroupParent = fmt.Sprintf("/gantry-test-%d", os.Getpid())
+
+// RemoveCgroupParent kills whatever still runs below CgroupParent (a
+// container a failed test left) and removes its cgroups and CgroupParent
+// itself, in every hierarchy. Test packages that create bundles call it
+// once, after their tests.
+func RemoveCgroupParent() error {
+	return testcgroup.Remove(CgroupParent)
+}
 
 // Bundle is an OCI bundle in a temporary directory.
 type Bundle struct {

@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,7 +39,7 @@ func TestNewID(t *testing.T) {
 
 func TestBaseSpec(t *testing.T) {
 	s := BaseSpec("abc")
-	if s.Linux.CgroupsPath != "/gantry-test/abc" {
+	if want := fmt.Sprintf("/gantry-test-%d/abc", os.Getpid()); s.Linux.CgroupsPath != want {
 		t.Errorf("cgroupsPath = %q", s.Linux.CgroupsPath)
 	}
 	if s.Process.Terminal || strings.Join(s.Process.Args, " ") != "/probe report" {

@@ -78,7 +78,9 @@ func setup(m *testing.M) (int, error) {
 		runtimeIsRunc = bytes.HasPrefix(out, []byte("runc version"))
 	}
 	code := m.Run()
-	removeCgroupParent()
+	if err := bundle.RemoveCgroupParent(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
 	return code, nil
 }
 
@@ -428,16 +430,6 @@ func mountsUnder(dir string) []string {
 		}
 	}
 	return out
-}
-
-// removeCgroupParent removes the empty CgroupParent directories the
-// containers' cgroups were made in.
-func removeCgroupParent() {
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", bundle.CgroupParent))
-	dirs = append(dirs, filepath.Join("/sys/fs/cgroup", bundle.CgroupParent))
-	for _, d := range dirs {
-		os.Remove(d) // fails, as it should, while not empty
-	}
 }
 
 // hostNamespace returns the inode of the test process's namespace kind.

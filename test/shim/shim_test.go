@@ -71,8 +71,8 @@ func setup(m *testing.M) int {
 		}
 	}
 	code := m.Run()
-	for _, d := range cgroupDirs("") {
-		os.Remove(d)
+	if err := bundle.RemoveCgroupParent(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	}
 	return code
 }

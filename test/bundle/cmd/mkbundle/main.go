@@ -1,6 +1,7 @@
 // Command mkbundle writes an OCI bundle for manual runs and benchmarks:
 // DIR/rootfs (a copy of the test template rootfs) and DIR/config.json (the
-// test base spec). Arguments after DIR replace process.args.
+// test base spec, with linux.cgroupsPath /gantry-test/ID). Arguments after
+// DIR replace process.args.
 //
 //	go run ./test/bundle/cmd/mkbundle DIR [ARG...]
 package main
@@ -40,7 +41,11 @@ func run(dir string, args []string) error {
 	if out, err := exec.Command("cp", "-a", tmpl, rootfs).CombinedOutput(); err != nil {
 		return fmt.Errorf("copy template rootfs %s: %w: %s", tmpl, err, out)
 	}
-	s := bundle.BaseSpec(bundle.NewID(filepath.Base(dir)))
+	id := bundle.NewID(filepath.Base(dir))
+	s := bundle.BaseSpec(id)
+	// Not this short-lived process's parent: one fixed parent, which
+	// scripts/bench.sh removes when it ends.
+	s.Linux.CgroupsPath = "/gantry-test/" + id
 	if len(args) > 0 {
 		s.Process.Args = args
 	}
