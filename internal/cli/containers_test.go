@@ -7,7 +7,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	gantryv1 "github.com/gantry-project/gantry/api/gantry/v1"
-	"github.com/gantry-project/gantry/internal/specgen"
 )
 
 // TestContainerCommand: ps and inspect's summary show the user's command,
@@ -18,7 +17,7 @@ func TestContainerCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"init", []string{specgen.InitPath, "--", "sleep", "1000"}, "sleep 1000"},
+		{"init", []string{gantryv1.InitPath, "--", "sleep", "1000"}, "sleep 1000"},
 		{"no init", []string{"sleep", "1000"}, "sleep 1000"},
 		{"no process", nil, ""},
 	} {

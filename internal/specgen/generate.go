@@ -12,31 +12,21 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	gantryv1 "github.com/gantry-project/gantry/api/gantry/v1"
 	"github.com/gantry-project/gantry/internal/errdefs"
 )
 
 // Annotation keys Generate writes besides the image's labels.
 const (
 	// AnnotationStopSignal holds the image's StopSignal.
-	AnnotationStopSignal = "org.opencontainers.image.stopSignal"
+	AnnotationStopSignal = gantryv1.AnnotationStopSignal
 	// AnnotationVolumes holds the image's Volumes as a sorted JSON array of
 	// paths; they are recorded, not mounted (a later step maps them).
 	AnnotationVolumes = "io.gantry.image.volumes"
 )
 
 // InitPath is where the init of Options.Init is mounted in the container.
-const InitPath = "/sbin/gantry-init"
-
-// UserArgs returns the user's command from the process.args of a spec
-// Generate built: without the InitPath, "--" that Options.Init puts in
-// front, as docker shows a container's command. Other args are returned
-// as they are. The result shares args' backing array.
-func UserArgs(args []string) []string {
-	if len(args) >= 2 && args[0] == InitPath && args[1] == "--" {
-		return args[2:]
-	}
-	return args
-}
+const InitPath = gantryv1.InitPath
 
 // DefaultPath is the PATH a process gets when neither the image nor the
 // options set one.

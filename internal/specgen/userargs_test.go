@@ -5,9 +5,11 @@ import (
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	gantryv1 "github.com/gantry-project/gantry/api/gantry/v1"
 )
 
-// TestUserArgs: the command of a spec Generate built, with and without
+// TestUserArgs: gantryv1.UserArgs of the command of a spec Generate built, with and without
 // Options.Init, is the user's command; only Generate's own prefix goes.
 func TestUserArgs(t *testing.T) {
 	const initBin = "/usr/local/bin/gantry-init"
@@ -28,14 +30,14 @@ func TestUserArgs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := UserArgs(roundTrip(t, spec).Process.Args); !slices.Equal(got, tt.want) {
+			if got := gantryv1.UserArgs(roundTrip(t, spec).Process.Args); !slices.Equal(got, tt.want) {
 				t.Errorf("UserArgs(%q) = %q, want %q", spec.Process.Args, got, tt.want)
 			}
 		})
 	}
 	// Args that do not start with the init and its "--" are returned whole.
 	for _, args := range [][]string{nil, {}, {InitPath}, {InitPath, "-x"}, {"sh", "--"}, {"/usr/sbin/gantry-init", "--", "sh"}} {
-		if got := UserArgs(args); !slices.Equal(got, args) {
+		if got := gantryv1.UserArgs(args); !slices.Equal(got, args) {
 			t.Errorf("UserArgs(%q) = %q, want it unchanged", args, got)
 		}
 	}

@@ -12,3 +12,23 @@ const LabelAutoRemove = "io.gantry.container.autoremove"
 // MetadataNamespace is the gRPC metadata key that names a call's namespace
 // (one value; none means "default").
 const MetadataNamespace = "gantry-namespace"
+
+// AnnotationStopSignal is the OCI image annotation that gantryd copies from
+// an image's StopSignal into a container's spec; `gantry stop` sends it
+// instead of SIGTERM.
+const AnnotationStopSignal = "org.opencontainers.image.stopSignal"
+
+// InitPath is where gantryd mounts the init of `run --init` in a container;
+// the container's process.args then start with InitPath, "--".
+const InitPath = "/sbin/gantry-init"
+
+// UserArgs returns the user's command from a container's process.args:
+// without the InitPath and "--" that `run --init` puts in front, as docker
+// shows a container's command. Other args are returned as they are. The
+// result shares args' backing array.
+func UserArgs(args []string) []string {
+	if len(args) >= 2 && args[0] == InitPath && args[1] == "--" {
+		return args[2:]
+	}
+	return args
+}
