@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/test/bundle"
+	"github.com/gantry-project/gantry/test/testbin"
 )
 
 func TestMain(m *testing.M) {
@@ -35,16 +35,11 @@ func testRuntime(t *testing.T) string {
 	if p := os.Getenv("GANTRY_RUNTIME"); p != "" {
 		return p
 	}
-	root, err := bundle.RepoRoot()
-	if err != nil {
+	dir := t.TempDir()
+	if err := testbin.Build(dir, "gantry-oci"); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "gantry-oci")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/gantry-oci")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/gantry-oci: %v: %s", err, b)
-	}
+	out := filepath.Join(dir, "gantry-oci")
 	return out
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/gantry-project/gantry/internal/ociclient"
 	"github.com/gantry-project/gantry/internal/shim"
 	"github.com/gantry-project/gantry/test/bundle"
+	"github.com/gantry-project/gantry/test/testbin"
 )
 
 var (
@@ -45,27 +46,14 @@ func setup(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	root, err := bundle.RepoRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	build := func(pkg, out string) error {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v: %s", pkg, err, b)
-		}
-		return nil
-	}
 	shimBin = filepath.Join(dir, "gantry-shim")
-	if err := build("./cmd/gantry-shim", shimBin); err != nil {
+	if err := testbin.Build(dir, "gantry-shim"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	if runtimePath = os.Getenv("GANTRY_RUNTIME"); runtimePath == "" {
 		runtimePath = filepath.Join(dir, "gantry-oci")
-		if err := build("./cmd/gantry-oci", runtimePath); err != nil {
+		if err := testbin.Build(dir, "gantry-oci"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
