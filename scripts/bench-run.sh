@@ -28,6 +28,9 @@
 # baseline build, on its own directories) and times its `gantry run --rm`
 # interleaved with the others: the medians of both and their ratio, under
 # the same load. BENCH_PODMAN=0 leaves podman out (it is the slowest).
+# BENCH_GANTRYD_TOML holds top-level gantryd config lines for the gantryd
+# under test only (not the baseline), e.g. 'rm_rootfs_volatile = true' to
+# compare a setting against the default with the same binaries.
 # BENCH_STRACE=1 also writes an `strace -f -tt` of gantryd (the one this
 # script started, never another) during one `gantry run --rm` to
 # $BENCH_STRACE_OUT (default ./bench-run.strace) for docs/performance.md's
@@ -206,9 +209,10 @@ gbase() { "$base_bin/gantry" --address "$work/b/state/gantryd.sock" --namespace 
 # variable PIDVAR to its pid, and imports the image with the CLI function
 # CLI.
 start_gantryd() {
-	local b="$1" d="$2" cli="$3" started_pid
+	local b="$1" d="$2" cli="$3" started_pid extra=""
 	mkdir -p "$d/etc"
-	printf 'log_level = "info"\n[registry]\nconfig_dir = "%s"\n' "$d/etc" >"$d/gantryd.toml"
+	[[ "$d" == "$work/g" ]] && extra="${BENCH_GANTRYD_TOML:-}"
+	printf 'log_level = "info"\n%s\n[registry]\nconfig_dir = "%s"\n' "$extra" "$d/etc" >"$d/gantryd.toml"
 	"$b/gantryd" --root "$d/root" --state "$d/state" \
 		--address "$d/state/gantryd.sock" --config "$d/gantryd.toml" \
 		</dev/null >"$d/gantryd.log" 2>&1 &
