@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -269,7 +270,7 @@ func newCreateCommand(a *app) *cobra.Command {
 
 func newRunCommand(a *app) *cobra.Command {
 	var f containerFlags
-	var detach, rm bool
+	var detach, rm, sigProxy bool
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
 		Short: "Create and start a container",
@@ -327,6 +328,17 @@ func newRunCommand(a *app) *cobra.Command {
 				fmt.Fprintln(a.stdio.Out, id)
 				return nil
 			}
+			if sigProxy && !f.tty {
+				// Signals to the CLI go to the container (docker's
+				// --sig-proxy), which decides when the run ends; with a
+				// terminal, its keys reach the container through the pty.
+				stop := proxySignals(func(sig syscall.Signal) {
+					// A container that has just exited refuses it: nothing to do.
+					c.Kill(context.WithoutCancel(ctx), id, "", sig, false)
+				})
+				defer stop()
+				ctx = context.WithoutCancel(ctx)
+			}
 			code, err := a.runAttached(ctx, c, id, "", f.interactive, f.tty, start,
 				func(ctx context.Context) (*gantryv1.TaskState, error) { return c.Wait(ctx, id, "") })
 			if rm {
@@ -346,6 +358,7 @@ func newRunCommand(a *app) *cobra.Command {
 	f.register(cmd)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the container's id")
 	cmd.Flags().BoolVar(&rm, "rm", false, "remove the container when it exits")
+	cmd.Flags().BoolVar(&sigProxy, "sig-proxy", true, "pass the signals gantry receives (INT, TERM, HUP, QUIT, USR1, USR2, ALRM) to the container; not with -t")
 	return cmd
 }
 
