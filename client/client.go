@@ -218,7 +218,10 @@ func (e *Error) Unwrap() error {
 }
 
 // convert turns a gRPC error into an *Error, or an *UnreachableError when
-// the connection to the daemon could not be made. io.EOF and nil pass.
+// the connection to the daemon could not be made. io.EOF and nil pass. The
+// message loses the kind words that only repeat what it says (a gantryd
+// older than errdefs.TrimKinds on its side sends them): the code keeps the
+// kind.
 func (c *Client) convert(err error) error {
 	if err == nil {
 		return nil
@@ -235,7 +238,7 @@ func (c *Client) convert(err error) error {
 			return &UnreachableError{Address: c.address, Err: dialErr}
 		}
 	}
-	return &Error{Code: st.Code(), Message: st.Message()}
+	return &Error{Code: st.Code(), Message: errdefs.TrimKinds(st.Message())}
 }
 
 // IsUnreachable reports whether err says that gantryd could not be reached.

@@ -17,6 +17,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
 	gantryv1 "github.com/gantry-project/gantry/api/gantry/v1"
@@ -62,6 +64,11 @@ func (f *fakeImages) List(_ context.Context, ns string) ([]services.Image, error
 }
 func (f *fakeImages) Get(_ context.Context, ns, name string) (services.ImageDetail, error) {
 	f.saw(ns)
+	if name == "older-daemon" {
+		// A gantryd whose messages still carry their kind words: a status
+		// passes the server's conversion as it is.
+		return services.ImageDetail{}, status.Error(codes.NotFound, "no such image: older-daemon: not found: not found")
+	}
 	return services.ImageDetail{}, fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
 }
 func (f *fakeImages) Delete(_ context.Context, ns, name string) (int64, error) {
@@ -162,6 +169,10 @@ func TestErrorKinds(t *testing.T) {
 	_, err := c.GetImage(ctx, "nope")
 	if !errors.Is(err, client.ErrNotFound) || !errors.Is(err, errdefs.ErrNotFound) || err.Error() != `image "nope": not found` {
 		t.Errorf("GetImage: err = %v, want the daemon's not-found message", err)
+	}
+	_, err = c.GetImage(ctx, "older-daemon")
+	if !errors.Is(err, client.ErrNotFound) || err.Error() != "no such image: older-daemon" {
+		t.Errorf("GetImage(older-daemon): err = %v, want the message without its kind words, of kind not found", err)
 	}
 	if _, err := c.TagImage(ctx, "a", "b"); !errors.Is(err, client.ErrAlreadyExists) {
 		t.Errorf("TagImage: err = %v, want already exists", err)

@@ -136,6 +136,47 @@ func (a *app) eachRef(refs []string, fn func(c *client.Client, ref string) error
 	})
 }
 
+// errNotRunning is the error of a command that needs a running container;
+// it is of kind client.ErrFailedPrecondition.
+var errNotRunning = fmt.Errorf("not running: %w", client.ErrFailedPrecondition)
+
+// notRunningError names the container of errNotRunning.
+type notRunningError struct{ ref string }
+
+func (e notRunningError) Error() string { return "container " + e.ref + " is not running" }
+func (e notRunningError) Unwrap() error { return errNotRunning }
+
+func notRunning(ref string) error { return notRunningError{ref} }
+
+// explainNotRunning returns err, the failure of a command that needs ref
+// running, as "container REF is not running" when that is why it failed:
+// the runtime's own words ("process has exited", "it is stopped") name
+// its ids and internals. Other errors, and a ref that names nothing, keep
+// their text.
+func explainNotRunning(ctx context.Context, c *client.Client, ref string, err error) error {
+	if err == nil || client.IsUnreachable(err) {
+		return err
+	}
+	ctr, cerr := c.Container(ctx, ref)
+	if cerr != nil || running(ctr) {
+		return err
+	}
+	return notRunning(ref)
+}
+
+// parseTail reads logs --tail: a number of lines, "all", or a negative
+// number, which docker takes as all (-1 is returned for all).
+func parseTail(tail string) (int64, error) {
+	if tail == "all" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(tail, 10, 64)
+	if err != nil {
+		return 0, usageError{fmt.Errorf("invalid --tail %q: want a number or all", tail)}
+	}
+	return max(n, -1), nil
+}
+
 func newPsCommand(a *app) *cobra.Command {
 	var all, quiet bool
 	var format string
@@ -199,6 +240,10 @@ func newStartCommand(a *app) *cobra.Command {
 			return a.eachRef(refs, func(c *client.Client, ref string) error {
 				ctx := cmd.Context()
 				if _, err := c.CreateTask(ctx, ref); err != nil {
+					// As docker: starting a running container does nothing.
+					if ctr, cerr := c.Container(ctx, ref); cerr == nil && ctr.GetStatus() == "running" {
+						return nil
+					}
 					return gantryError(err)
 				}
 				if _, err := c.StartTask(ctx, ref); err != nil {
@@ -218,13 +263,9 @@ func newLogsCommand(a *app) *cobra.Command {
 		Short: "Print a container's output",
 		Args:  args(1, 1, "a container"),
 		RunE: func(cmd *cobra.Command, refs []string) error {
-			n := int64(-1)
-			if tail != "all" {
-				v, err := strconv.ParseInt(tail, 10, 64)
-				if err != nil || v < 0 {
-					return usageError{fmt.Errorf("invalid --tail %q: want a number or all", tail)}
-				}
-				n = v
+			n, err := parseTail(tail)
+			if err != nil {
+				return err
 			}
 			return a.withClient(func(c *client.Client) error {
 				return c.Logs(cmd.Context(), refs[0], client.LogsOptions{Follow: follow, Tail: n}, func(e *gantryv1.LogEntry) error {
@@ -324,7 +365,7 @@ func newKillCommand(a *app) *cobra.Command {
 				return usageError{err}
 			}
 			return a.eachRef(refs, func(c *client.Client, ref string) error {
-				return c.Kill(cmd.Context(), ref, "", sig, false)
+				return explainNotRunning(cmd.Context(), c, ref, c.Kill(cmd.Context(), ref, "", sig, false))
 			})
 		},
 	}
@@ -355,6 +396,9 @@ func stop(ctx context.Context, c *client.Client, ref string, timeout time.Durati
 		c.Resume(ctx, ref)
 	}
 	if err := c.Kill(ctx, ref, "", sig, false); err != nil {
+		if errors.Is(explainNotRunning(ctx, c, ref, err), errNotRunning) {
+			return nil // it stopped by itself meanwhile
+		}
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
@@ -439,7 +483,13 @@ func newTopCommand(a *app) *cobra.Command {
 			return a.withClient(func(c *client.Client) error {
 				pids, err := c.Pids(cmd.Context(), refs[0])
 				if err != nil {
-					return err
+					return explainNotRunning(cmd.Context(), c, refs[0], err)
+				}
+				if len(pids) == 0 {
+					// A running container has at least its first process.
+					if ctr, err := c.Container(cmd.Context(), refs[0]); err == nil && !running(ctr) {
+						return notRunning(refs[0])
+					}
 				}
 				rows := [][]string{}
 				for _, p := range pids {
@@ -450,70 +500,6 @@ func newTopCommand(a *app) *cobra.Command {
 			})
 		},
 	}
-}
-
-// statsData is the part of the runtime's `events --stats` output shown.
-type statsData struct {
-	Data struct {
-		CPU struct {
-			Usage struct {
-				Total uint64 `json:"total"`
-			} `json:"usage"`
-		} `json:"cpu"`
-		Memory struct {
-			Usage struct {
-				Usage uint64 `json:"usage"`
-				Limit uint64 `json:"limit"`
-			} `json:"usage"`
-		} `json:"memory"`
-		Pids struct {
-			Current uint64 `json:"current"`
-		} `json:"pids"`
-	} `json:"data"`
-}
-
-func newStatsCommand(a *app) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "stats [flags] CONTAINER...",
-		Short: "Show containers' resource use once",
-		Args:  args(1, -1, "at least one container"),
-		RunE: func(cmd *cobra.Command, refs []string) error {
-			if err := checkFormat(format); err != nil {
-				return err
-			}
-			return a.withClient(func(c *client.Client) error {
-				rows := [][]string{}
-				raw := []json.RawMessage{}
-				var errs []error
-				for _, ref := range refs {
-					data, err := c.Stats(cmd.Context(), ref)
-					if err != nil {
-						errs = append(errs, err)
-						continue
-					}
-					raw = append(raw, data)
-					var s statsData
-					json.Unmarshal(data, &s)
-					limit := "-"
-					if l := s.Data.Memory.Usage.Limit; l > 0 && l < 1<<62 {
-						limit = humanSize(int64(l))
-					}
-					rows = append(rows, []string{ref, fmt.Sprintf("%.2fs", float64(s.Data.CPU.Usage.Total)/1e9),
-						humanSize(int64(s.Data.Memory.Usage.Usage)) + " / " + limit, strconv.FormatUint(s.Data.Pids.Current, 10)})
-				}
-				var err error
-				if format == "json" {
-					err = writeJSON(a.stdio.Out, raw)
-				} else {
-					err = table(a.stdio.Out, []string{"CONTAINER", "CPU TIME", "MEM USAGE / LIMIT", "PIDS"}, rows)
-				}
-				return errors.Join(append(errs, err)...)
-			})
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", "", "output format: json")
-	return cmd
 }
 
 func newEventsCommand(a *app) *cobra.Command {

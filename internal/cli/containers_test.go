@@ -2,11 +2,14 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	gantryv1 "github.com/gantry-project/gantry/api/gantry/v1"
+	"github.com/gantry-project/gantry/client"
 )
 
 // TestContainerCommand: ps and inspect's summary show the user's command,
@@ -38,5 +41,36 @@ func TestContainerCommand(t *testing.T) {
 				t.Errorf("containerJSON.Command = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseTail: logs --tail as docker reads it, a negative number meaning
+// all the lines.
+func TestParseTail(t *testing.T) {
+	for in, want := range map[string]int64{"all": -1, "-1": -1, "-20": -1, "0": 0, "3": 3} {
+		if got, err := parseTail(in); err != nil || got != want {
+			t.Errorf("parseTail(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	var u usageError
+	if _, err := parseTail("lots"); !errors.As(err, &u) {
+		t.Errorf("parseTail(lots): err %v, want a usage error", err)
+	}
+}
+
+// TestErrorLine: the line printed for an error drops the kind words that
+// only repeat it; the error keeps its kind.
+func TestErrorLine(t *testing.T) {
+	err := errors.Join(
+		fmt.Errorf("shim Kill: %w: %w", fmt.Errorf("process has exited: %w", client.ErrNotFound), client.ErrNotFound),
+		fmt.Errorf("container s1 is already running: %w", client.ErrFailedPrecondition),
+		notRunning("k4"),
+	)
+	want := "shim Kill: process has exited: not found\ncontainer s1 is already running\ncontainer k4 is not running"
+	if got := errorLine(err, ""); got != want {
+		t.Errorf("errorLine = %q, want %q", got, want)
+	}
+	if !errors.Is(notRunning("k4"), client.ErrFailedPrecondition) {
+		t.Error("notRunning is not of kind failed precondition")
 	}
 }

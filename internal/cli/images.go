@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	gantryv1 "github.com/gantry-project/gantry/api/gantry/v1"
+	"github.com/gantry-project/gantry/client"
 )
 
 // imageJSON is the stable JSON form of an image (images --format json).
@@ -174,12 +175,20 @@ func newInspectCommand(a *app) *cobra.Command {
 			out := []any{}
 			var errs []error
 			for _, name := range names {
-				if ctr, err := c.Container(cmd.Context(), name); err == nil {
+				ctr, cerr := c.Container(cmd.Context(), name)
+				if cerr == nil {
 					out = append(out, containerInspectJSON{containerJSON: toContainerJSON(ctr), Spec: rawJSON(ctr.GetSpec())})
 					continue
 				}
 				resp, err := c.GetImage(cmd.Context(), name)
 				if err != nil {
+					switch {
+					case errors.Is(err, client.ErrNotFound) && errors.Is(cerr, client.ErrNotFound):
+						// As docker's "No such object": the name is neither.
+						err = fmt.Errorf("no such container or image: %s: %w", name, client.ErrNotFound)
+					case errors.Is(err, client.ErrNotFound):
+						err = cerr // what was wrong with it as a container (an ambiguous id prefix, ...)
+					}
 					errs = append(errs, err)
 					continue
 				}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/gantry-project/gantry/client"
+	"github.com/gantry-project/gantry/internal/errdefs"
 )
 
 // Version is the CLI's version, set at build time with -ldflags
@@ -119,13 +120,15 @@ func Run(ctx context.Context, argv []string, stdio Stdio, tty func() (bool, int)
 	return ExitError
 }
 
-// errorLine is the one line the user reads for err.
+// errorLine is the one line the user reads for err (a line per error of
+// a joined one), without the kind words that only repeat it: the kind
+// picks the exit code, the words say nothing more.
 func errorLine(err error, address string) string {
 	var u *client.UnreachableError
 	if errors.As(err, &u) {
 		return fmt.Sprintf("cannot connect to gantryd at %s (%v): is gantryd running? Start it with 'gantryd &' or 'systemctl start gantryd'", u.Address, u.Err)
 	}
-	return err.Error()
+	return errdefs.TrimKinds(err.Error())
 }
 
 func envOr(name, def string) string {

@@ -4,7 +4,10 @@
 // exit statuses only at the edges (API boundary, CLI).
 package errdefs
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // The error kinds. Wrap them; never compare error strings.
 var (
@@ -30,3 +33,71 @@ func IsFailedPrecondition(err error) bool { return errors.Is(err, ErrFailedPreco
 
 // IsNotImplemented reports whether err is of kind ErrNotImplemented.
 func IsNotImplemented(err error) bool { return errors.Is(err, ErrNotImplemented) }
+
+// saidBy lists, for the kinds whose word can carry a message ("image x:
+// not found"), the words that already say it, so that the kind's word
+// after them adds nothing.
+var saidBy = []struct {
+	kind  error
+	words []string
+}{
+	{ErrNotFound, []string{"not found", "no such", "does not exist"}},
+	{ErrAlreadyExists, []string{"already"}},
+	{ErrUnavailable, []string{"unavailable"}},
+	{ErrNotImplemented, []string{"not implemented", "not supported"}},
+	// The word of these two never tells the user more than the text
+	// before it (which argument, which condition): always dropped.
+	{ErrFailedPrecondition, []string{""}},
+	{ErrInvalidArgument, []string{""}},
+}
+
+// TrimKinds returns an error's text without the kind words at the end of
+// its lines that repeat what the line already says: a kind given twice
+// (`process has exited: not found: not found`), "failed precondition" and
+// "invalid argument" (the text before them names the condition or the
+// argument), and a kind the text says in words (`no such container: x:
+// not found`). A kind word that carries the message stays (`image "x": not
+// found`), and so does a runtime's trailing " (exit status N)". Only the
+// words go: the error itself keeps its kind for errors.Is, gRPC codes and
+// exit codes. gantryd's API and the gantry CLI show errors through it.
+func TrimKinds(msg string) string {
+	if !strings.Contains(msg, "\n") {
+		return trimLine(msg)
+	}
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		lines[i] = trimLine(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func trimLine(line string) string {
+	var tail string
+	if i := strings.LastIndex(line, " (exit status "); i >= 0 && strings.HasSuffix(line, ")") {
+		line, tail = line[:i], line[i:]
+	}
+	for trimmed := true; trimmed; {
+		trimmed = false
+		for _, s := range saidBy {
+			word := ": " + s.kind.Error()
+			rest, ok := strings.CutSuffix(line, word)
+			if !ok || rest == "" {
+				continue
+			}
+			if says(strings.ToLower(rest), s.words) {
+				line, trimmed = rest, true
+			}
+			break
+		}
+	}
+	return line + tail
+}
+
+func says(s string, words []string) bool {
+	for _, w := range words {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
+}

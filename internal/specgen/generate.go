@@ -58,17 +58,21 @@ type Options struct {
 	// CapAdd and CapDrop adjust the default capability set (see
 	// Capabilities). Ignored when Privileged.
 	CapAdd, CapDrop []string
-	// Memory is the memory limit in bytes (0: none).
+	// Memory is the memory limit in bytes (0: none); a limit must be at
+	// least MinMemory.
 	Memory int64
 	// CPUs is the number of CPUs of quota per period (0: none).
 	CPUs float64
-	// PidsLimit caps the number of tasks (0: none).
+	// PidsLimit caps the number of tasks; 0 or negative (docker's -1)
+	// means no limit.
 	PidsLimit int64
 	// NetworkMode is "" or "none" (a new network namespace with only
 	// loopback) or "host" (the host's network namespace).
 	NetworkMode string
 	// Mounts are added after the defaults; one whose destination equals a
-	// default mount's replaces it.
+	// default mount's replaces it. A tmpfs mount gets docker's --tmpfs
+	// defaults, noexec, nosuid and nodev, which its own options override
+	// (exec, suid, dev; see TmpfsOptions).
 	Mounts []specs.Mount
 	// Annotations are added last and win over the image's labels.
 	Annotations map[string]string
@@ -93,7 +97,7 @@ func Generate(img ocispec.Image, lookup RootfsLookup, opts Options) (*specs.Spec
 	if err != nil {
 		return nil, err
 	}
-	mounts := mergeMounts(defaultMounts(opts.Privileged), opts.Mounts)
+	mounts := mergeMounts(defaultMounts(opts.Privileged), withTmpfsDefaults(opts.Mounts))
 	if opts.Init != "" {
 		args = append([]string{InitPath, "--"}, args...) // UserArgs undoes this
 		mounts = append(mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: opts.Init,
@@ -196,14 +200,19 @@ func Generate(img ocispec.Image, lookup RootfsLookup, opts Options) (*specs.Spec
 	return spec, nil
 }
 
+// MinMemory is the smallest memory limit, docker's: below it the kernel
+// refuses the limit once the container's first process is charged, late
+// and with an obscure error ("device or resource busy").
+const MinMemory = 6 << 20
+
 func validateOptions(opts Options) error {
 	switch {
 	case opts.Memory < 0:
 		return fmt.Errorf("linux.resources.memory.limit %d: negative: %w", opts.Memory, errdefs.ErrInvalidArgument)
+	case opts.Memory > 0 && opts.Memory < MinMemory:
+		return fmt.Errorf("memory limit %d bytes: below the minimum allowed, 6MB: %w", opts.Memory, errdefs.ErrInvalidArgument)
 	case opts.CPUs < 0 || (opts.CPUs > 0 && opts.CPUs < 0.01):
 		return fmt.Errorf("cpus %g: want 0 or at least 0.01: %w", opts.CPUs, errdefs.ErrInvalidArgument)
-	case opts.PidsLimit < 0:
-		return fmt.Errorf("linux.resources.pids.limit %d: negative: %w", opts.PidsLimit, errdefs.ErrInvalidArgument)
 	}
 	if opts.Init != "" && !path.IsAbs(opts.Init) {
 		return fmt.Errorf("init %q: not an absolute host path: %w", opts.Init, errdefs.ErrInvalidArgument)
@@ -326,6 +335,60 @@ func mergeMounts(defaults, extra []specs.Mount) []specs.Mount {
 		}
 	}
 	return append(out, extra...)
+}
+
+// tmpfsDefaults are docker's options of a --tmpfs mount.
+var tmpfsDefaults = []string{"noexec", "nosuid", "nodev"}
+
+// withTmpfsDefaults returns mounts with TmpfsOptions applied to each tmpfs.
+func withTmpfsDefaults(mounts []specs.Mount) []specs.Mount {
+	out := slices.Clone(mounts)
+	for i, m := range out {
+		if m.Type == "tmpfs" {
+			out[i].Options = TmpfsOptions(m.Options)
+		}
+	}
+	return out
+}
+
+// tmpfsFlagKey names the setting a flag option of mount(8) changes, so
+// that a later option overrides an earlier one about the same setting
+// ("exec" overrides "noexec").
+var tmpfsFlagKey = map[string]string{
+	"ro": "rw", "rw": "rw",
+	"exec": "exec", "noexec": "exec",
+	"suid": "suid", "nosuid": "suid",
+	"dev": "dev", "nodev": "dev",
+	"sync": "sync", "async": "sync",
+	"atime": "atime", "noatime": "atime",
+	"diratime": "diratime", "nodiratime": "diratime",
+	"relatime": "relatime", "norelatime": "relatime",
+	"strictatime": "strictatime", "nostrictatime": "strictatime",
+}
+
+// TmpfsOptions returns the options of a tmpfs mount as docker sets them
+// for --tmpfs: noexec, nosuid and nodev first, then opts, a later option
+// winning over an earlier one about the same setting ("exec" over
+// "noexec", the last "size=" of several); size is only there when given.
+// The order of what is kept is the order given.
+func TmpfsOptions(opts []string) []string {
+	all := append(slices.Clone(tmpfsDefaults), opts...)
+	seen := map[string]bool{}
+	var kept []string
+	for i := len(all) - 1; i >= 0; i-- {
+		o := all[i]
+		key, isFlag := tmpfsFlagKey[o]
+		if !isFlag {
+			key, _, _ = strings.Cut(o, "=")
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		kept = append(kept, o)
+	}
+	slices.Reverse(kept)
+	return kept
 }
 
 func int64p(v int64) *int64    { return &v }

@@ -497,8 +497,9 @@ func TestOptions(t *testing.T) {
 	for name, o := range map[string]Options{
 		"network": {NetworkMode: "bridge"},
 		"memory":  {Memory: -1},
+		"1k":      {Memory: 1 << 10},
+		"<6MB":    {Memory: MinMemory - 1},
 		"cpus":    {CPUs: 0.001},
-		"pids":    {PidsLimit: -5},
 		"cwd":     {Cwd: "relative"},
 		"mount":   {Mounts: []specs.Mount{{Destination: "data"}}},
 		"user":    {User: "nobody-here"},
@@ -507,6 +508,78 @@ func TestOptions(t *testing.T) {
 		if _, err := Generate(defaultImage(), testRootfs, o); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("%s: err %v, want ErrInvalidArgument", name, err)
 		}
+	}
+}
+
+func TestResourceLimits(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		opts         Options
+		memory, pids int64 // 0: none set
+	}{
+		{"the minimum memory", Options{Memory: MinMemory}, MinMemory, 0},
+		// docker: 0 and -1 (any negative) mean no pids limit.
+		{"pids -1", Options{PidsLimit: -1}, 0, 0},
+		{"pids 0", Options{PidsLimit: 0}, 0, 0},
+		{"pids 1", Options{PidsLimit: 1}, 0, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, err := Generate(defaultImage(), testRootfs, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := roundTrip(t, spec).Linux.Resources
+			switch {
+			case tt.memory == 0 && r.Memory != nil, tt.memory != 0 && (r.Memory == nil || *r.Memory.Limit != tt.memory):
+				t.Errorf("memory = %+v, want limit %d", r.Memory, tt.memory)
+			case tt.pids == 0 && r.Pids != nil, tt.pids != 0 && (r.Pids == nil || r.Pids.Limit == nil || *r.Pids.Limit != tt.pids):
+				t.Errorf("pids = %+v, want limit %d", r.Pids, tt.pids)
+			}
+		})
+	}
+	_, err := Generate(defaultImage(), testRootfs, Options{Memory: 1 << 10})
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "6MB") {
+		t.Errorf("memory 1k: err %v, want invalid argument naming the 6MB minimum", err)
+	}
+}
+
+func TestTmpfsOptions(t *testing.T) {
+	for _, tt := range []struct{ in, want []string }{
+		{nil, []string{"noexec", "nosuid", "nodev"}},
+		// gantryd's --tmpfs options, then the user's after the colon.
+		{[]string{"nosuid", "nodev", "mode=1777"}, []string{"noexec", "nosuid", "nodev", "mode=1777"}},
+		{[]string{"nosuid", "nodev", "mode=1777", "exec", "size=1m"}, []string{"nosuid", "nodev", "mode=1777", "exec", "size=1m"}},
+		{[]string{"suid", "dev", "ro"}, []string{"noexec", "suid", "dev", "ro"}},
+		{[]string{"size=1m", "size=2m", "mode=700"}, []string{"noexec", "nosuid", "nodev", "size=2m", "mode=700"}},
+	} {
+		if got := TmpfsOptions(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("TmpfsOptions(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestTmpfsMount(t *testing.T) {
+	spec, err := Generate(defaultImage(), testRootfs, Options{Mounts: []specs.Mount{
+		{Destination: "/x", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
+		{Destination: "/y", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "exec", "size=1m"}},
+		{Destination: "/data", Type: "bind", Source: "/srv/data", Options: []string{"rbind", "rw"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := roundTrip(t, spec)
+	if m := mountAt(s, "/x"); m == nil || !slices.Contains(m.Options, "noexec") || slices.ContainsFunc(m.Options, func(o string) bool { return strings.HasPrefix(o, "size=") }) {
+		t.Errorf("--tmpfs /x: %+v, want noexec and no size", m)
+	}
+	if m := mountAt(s, "/y"); m == nil || slices.Contains(m.Options, "noexec") || !slices.Contains(m.Options, "exec") || !slices.Contains(m.Options, "size=1m") {
+		t.Errorf("--tmpfs /y:exec,size=1m: %+v, want exec and size=1m", m)
+	}
+	if m := mountAt(s, "/data"); m == nil || !slices.Equal(m.Options, []string{"rbind", "rw"}) {
+		t.Errorf("a bind mount got tmpfs options: %+v", m)
+	}
+	// The default /dev/shm is not one of the user's: it keeps its options.
+	if m := mountAt(s, "/dev/shm"); m == nil || !slices.Contains(m.Options, "size=65536k") {
+		t.Errorf("/dev/shm: %+v", m)
 	}
 }
 

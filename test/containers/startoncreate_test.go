@@ -116,8 +116,12 @@ func TestRunStartsOnCreate(t *testing.T) {
 	if got := topics(e.eventsOf("socd", false)); fmt.Sprint(got) != "[/containers/create /tasks/create /tasks/start]" {
 		t.Fatalf("events of run -d: %v", got)
 	}
-	if _, _, code := e.gantry("start", "socd"); code == 0 {
-		t.Error("start of a running container succeeded")
+	// As docker: start of a running container does nothing, exit 0.
+	if out, errOut, code := e.gantry("start", "socd"); code != 0 || out != "socd\n" {
+		t.Errorf("start of a running container: exit %d, stdout %q, stderr %q; want 0", code, out, errOut)
+	}
+	if st := e.ps()["socd"].State; st != "running" {
+		t.Errorf("after start of a running container: %s, want running", st)
 	}
 	e.mustGantry("rm", "-f", "socd")
 

@@ -44,9 +44,10 @@ func Code(err error) codes.Code {
 	return codes.Unknown
 }
 
-// ToGRPC returns err as a gRPC status error whose message is err's text and
-// whose code is err's kind. An error that already is a status is returned as
-// it is; nil stays nil.
+// ToGRPC returns err as a gRPC status error whose code is err's kind and
+// whose message is err's text without the kind words that only repeat it
+// (errdefs.TrimKinds): the code carries the kind. An error that already is
+// a status is returned as it is; nil stays nil.
 func ToGRPC(err error) error {
 	if err == nil {
 		return nil
@@ -54,7 +55,7 @@ func ToGRPC(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	return status.Error(Code(err), err.Error())
+	return status.Error(Code(err), errdefs.TrimKinds(err.Error()))
 }
 
 // Error is an error received from gantryd: its text is the daemon's message
