@@ -152,7 +152,9 @@ func parseVolume(v string) (*gantryv1.ContainerMount, error) {
 	if len(parts) == 3 {
 		switch parts[2] {
 		case "ro":
-			opts = []string{"rbind", "ro"}
+			// Read-only all the way down, as docker 25 makes it: the
+			// mounts below the host path too ("rro", Linux 5.12).
+			opts = []string{"rbind", "ro", "rro"}
 		case "rw":
 		default:
 			return nil, fmt.Errorf("invalid -v %q: mode %q: want ro or rw", v, parts[2])

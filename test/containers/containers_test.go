@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestRunRmEcho(t *testing.T) {
@@ -136,6 +138,25 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, _, code := e.gantry("run", "--rm", "-v", hostDir+":/data:ro", "busybox", "touch", "/data/g"); code == 0 {
 		t.Errorf("writing a read-only volume succeeded")
+	}
+	// :ro reaches the mounts below the host path too (docker 25's
+	// recursive read-only): a tmpfs mounted below it is read-only inside.
+	sub := filepath.Join(hostDir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	if _, _, code := e.gantry("run", "--rm", "-v", hostDir+":/data:ro", "busybox", "touch", "/data/sub/g"); code == 0 {
+		t.Errorf("writing below a mount inside a read-only volume succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(sub, "g")); err == nil {
+		t.Errorf("%s/g exists: the container wrote below a read-only volume", sub)
+	}
+	if out := e.mustGantry("run", "--rm", "-v", hostDir+":/data", "busybox", "sh", "-c", "touch /data/sub/g && echo ok"); out != "ok\n" {
+		t.Errorf("writing below a mount inside a read-write volume: %q", out)
 	}
 	e.mustGantry("rm", "-f", "dup")
 	e.assertClean()
