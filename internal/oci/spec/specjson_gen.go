@@ -1127,3 +1127,1692 @@ func fjWindowsCPUGroupAffinity(d *fastDecoder, v *specs.WindowsCPUGroupAffinity)
 		return 0, false
 	})
 }
+
+// feSpec encodes a specs.Spec.
+func feSpec(e *fastEncoder, v *specs.Spec) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"ociVersion":`...)
+	e.str(v.Version)
+	if v.Process != nil {
+		e.b = append(e.b, `,"process":`...)
+		if !feProcess(e, v.Process) {
+			return false
+		}
+	}
+	if v.Root != nil {
+		e.b = append(e.b, `,"root":`...)
+		if !feRoot(e, v.Root) {
+			return false
+		}
+	}
+	if len(v.Hostname) != 0 {
+		e.b = append(e.b, `,"hostname":`...)
+		e.str(v.Hostname)
+	}
+	if len(v.Domainname) != 0 {
+		e.b = append(e.b, `,"domainname":`...)
+		e.str(v.Domainname)
+	}
+	if len(v.Mounts) != 0 {
+		e.b = append(e.b, `,"mounts":`...)
+		if !encSlice(e, &v.Mounts, feMount) {
+			return false
+		}
+	}
+	if v.Hooks != nil {
+		e.b = append(e.b, `,"hooks":`...)
+		if !feHooks(e, v.Hooks) {
+			return false
+		}
+	}
+	if len(v.Annotations) != 0 {
+		e.b = append(e.b, `,"annotations":`...)
+		if !encMap(e, &v.Annotations, encStr[string]) {
+			return false
+		}
+	}
+	if v.Linux != nil {
+		e.b = append(e.b, `,"linux":`...)
+		if !feLinux(e, v.Linux) {
+			return false
+		}
+	}
+	if v.Solaris != nil {
+		e.b = append(e.b, `,"solaris":`...)
+		if !feSolaris(e, v.Solaris) {
+			return false
+		}
+	}
+	if v.Windows != nil {
+		e.b = append(e.b, `,"windows":`...)
+		if !feWindows(e, v.Windows) {
+			return false
+		}
+	}
+	if v.VM != nil {
+		e.b = append(e.b, `,"vm":`...)
+		if !feVM(e, v.VM) {
+			return false
+		}
+	}
+	if v.ZOS != nil {
+		e.b = append(e.b, `,"zos":`...)
+		if !feZOS(e, v.ZOS) {
+			return false
+		}
+	}
+	if v.FreeBSD != nil {
+		e.b = append(e.b, `,"freebsd":`...)
+		if !feFreeBSD(e, v.FreeBSD) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feProcess encodes a specs.Process.
+func feProcess(e *fastEncoder, v *specs.Process) bool {
+	start := len(e.b)
+	if v.Terminal {
+		e.b = append(e.b, `,"terminal":`...)
+		e.bool(v.Terminal)
+	}
+	if v.ConsoleSize != nil {
+		e.b = append(e.b, `,"consoleSize":`...)
+		if !feBox(e, v.ConsoleSize) {
+			return false
+		}
+	}
+	e.b = append(e.b, `,"user":`...)
+	if !feUser(e, &v.User) {
+		return false
+	}
+	if len(v.Args) != 0 {
+		e.b = append(e.b, `,"args":`...)
+		if !encSlice(e, &v.Args, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.CommandLine) != 0 {
+		e.b = append(e.b, `,"commandLine":`...)
+		e.str(v.CommandLine)
+	}
+	if len(v.Env) != 0 {
+		e.b = append(e.b, `,"env":`...)
+		if !encSlice(e, &v.Env, encStr[string]) {
+			return false
+		}
+	}
+	e.b = append(e.b, `,"cwd":`...)
+	e.str(v.Cwd)
+	if v.Capabilities != nil {
+		e.b = append(e.b, `,"capabilities":`...)
+		if !feLinuxCapabilities(e, v.Capabilities) {
+			return false
+		}
+	}
+	if len(v.Rlimits) != 0 {
+		e.b = append(e.b, `,"rlimits":`...)
+		if !encSlice(e, &v.Rlimits, fePOSIXRlimit) {
+			return false
+		}
+	}
+	if v.NoNewPrivileges {
+		e.b = append(e.b, `,"noNewPrivileges":`...)
+		e.bool(v.NoNewPrivileges)
+	}
+	if len(v.ApparmorProfile) != 0 {
+		e.b = append(e.b, `,"apparmorProfile":`...)
+		e.str(v.ApparmorProfile)
+	}
+	if v.OOMScoreAdj != nil {
+		e.b = append(e.b, `,"oomScoreAdj":`...)
+		if !encInt[int](e, v.OOMScoreAdj) {
+			return false
+		}
+	}
+	if v.Scheduler != nil {
+		e.b = append(e.b, `,"scheduler":`...)
+		if !feScheduler(e, v.Scheduler) {
+			return false
+		}
+	}
+	if len(v.SelinuxLabel) != 0 {
+		e.b = append(e.b, `,"selinuxLabel":`...)
+		e.str(v.SelinuxLabel)
+	}
+	if v.IOPriority != nil {
+		e.b = append(e.b, `,"ioPriority":`...)
+		if !feLinuxIOPriority(e, v.IOPriority) {
+			return false
+		}
+	}
+	if v.ExecCPUAffinity != nil {
+		e.b = append(e.b, `,"execCPUAffinity":`...)
+		if !feCPUAffinity(e, v.ExecCPUAffinity) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feRoot encodes a specs.Root.
+func feRoot(e *fastEncoder, v *specs.Root) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"path":`...)
+	e.str(v.Path)
+	if v.Readonly {
+		e.b = append(e.b, `,"readonly":`...)
+		e.bool(v.Readonly)
+	}
+	return e.end(start)
+}
+
+// feMount encodes a specs.Mount.
+func feMount(e *fastEncoder, v *specs.Mount) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"destination":`...)
+	e.str(v.Destination)
+	if len(v.Type) != 0 {
+		e.b = append(e.b, `,"type":`...)
+		e.str(v.Type)
+	}
+	if len(v.Source) != 0 {
+		e.b = append(e.b, `,"source":`...)
+		e.str(v.Source)
+	}
+	if len(v.Options) != 0 {
+		e.b = append(e.b, `,"options":`...)
+		if !encSlice(e, &v.Options, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.UIDMappings) != 0 {
+		e.b = append(e.b, `,"uidMappings":`...)
+		if !encSlice(e, &v.UIDMappings, feLinuxIDMapping) {
+			return false
+		}
+	}
+	if len(v.GIDMappings) != 0 {
+		e.b = append(e.b, `,"gidMappings":`...)
+		if !encSlice(e, &v.GIDMappings, feLinuxIDMapping) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feHooks encodes a specs.Hooks.
+func feHooks(e *fastEncoder, v *specs.Hooks) bool {
+	start := len(e.b)
+	if len(v.Prestart) != 0 {
+		e.b = append(e.b, `,"prestart":`...)
+		if !encSlice(e, &v.Prestart, feHook) {
+			return false
+		}
+	}
+	if len(v.CreateRuntime) != 0 {
+		e.b = append(e.b, `,"createRuntime":`...)
+		if !encSlice(e, &v.CreateRuntime, feHook) {
+			return false
+		}
+	}
+	if len(v.CreateContainer) != 0 {
+		e.b = append(e.b, `,"createContainer":`...)
+		if !encSlice(e, &v.CreateContainer, feHook) {
+			return false
+		}
+	}
+	if len(v.StartContainer) != 0 {
+		e.b = append(e.b, `,"startContainer":`...)
+		if !encSlice(e, &v.StartContainer, feHook) {
+			return false
+		}
+	}
+	if len(v.Poststart) != 0 {
+		e.b = append(e.b, `,"poststart":`...)
+		if !encSlice(e, &v.Poststart, feHook) {
+			return false
+		}
+	}
+	if len(v.Poststop) != 0 {
+		e.b = append(e.b, `,"poststop":`...)
+		if !encSlice(e, &v.Poststop, feHook) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinux encodes a specs.Linux.
+func feLinux(e *fastEncoder, v *specs.Linux) bool {
+	start := len(e.b)
+	if len(v.UIDMappings) != 0 {
+		e.b = append(e.b, `,"uidMappings":`...)
+		if !encSlice(e, &v.UIDMappings, feLinuxIDMapping) {
+			return false
+		}
+	}
+	if len(v.GIDMappings) != 0 {
+		e.b = append(e.b, `,"gidMappings":`...)
+		if !encSlice(e, &v.GIDMappings, feLinuxIDMapping) {
+			return false
+		}
+	}
+	if len(v.Sysctl) != 0 {
+		e.b = append(e.b, `,"sysctl":`...)
+		if !encMap(e, &v.Sysctl, encStr[string]) {
+			return false
+		}
+	}
+	if v.Resources != nil {
+		e.b = append(e.b, `,"resources":`...)
+		if !feLinuxResources(e, v.Resources) {
+			return false
+		}
+	}
+	if len(v.CgroupsPath) != 0 {
+		e.b = append(e.b, `,"cgroupsPath":`...)
+		e.str(v.CgroupsPath)
+	}
+	if len(v.Namespaces) != 0 {
+		e.b = append(e.b, `,"namespaces":`...)
+		if !encSlice(e, &v.Namespaces, feLinuxNamespace) {
+			return false
+		}
+	}
+	if len(v.Devices) != 0 {
+		e.b = append(e.b, `,"devices":`...)
+		if !encSlice(e, &v.Devices, feLinuxDevice) {
+			return false
+		}
+	}
+	if len(v.NetDevices) != 0 {
+		e.b = append(e.b, `,"netDevices":`...)
+		if !encMap(e, &v.NetDevices, feLinuxNetDevice) {
+			return false
+		}
+	}
+	if v.Seccomp != nil {
+		e.b = append(e.b, `,"seccomp":`...)
+		if !feLinuxSeccomp(e, v.Seccomp) {
+			return false
+		}
+	}
+	if len(v.RootfsPropagation) != 0 {
+		e.b = append(e.b, `,"rootfsPropagation":`...)
+		e.str(v.RootfsPropagation)
+	}
+	if len(v.MaskedPaths) != 0 {
+		e.b = append(e.b, `,"maskedPaths":`...)
+		if !encSlice(e, &v.MaskedPaths, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.ReadonlyPaths) != 0 {
+		e.b = append(e.b, `,"readonlyPaths":`...)
+		if !encSlice(e, &v.ReadonlyPaths, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.MountLabel) != 0 {
+		e.b = append(e.b, `,"mountLabel":`...)
+		e.str(v.MountLabel)
+	}
+	if v.IntelRdt != nil {
+		e.b = append(e.b, `,"intelRdt":`...)
+		if !feLinuxIntelRdt(e, v.IntelRdt) {
+			return false
+		}
+	}
+	if v.MemoryPolicy != nil {
+		e.b = append(e.b, `,"memoryPolicy":`...)
+		if !feLinuxMemoryPolicy(e, v.MemoryPolicy) {
+			return false
+		}
+	}
+	if v.Personality != nil {
+		e.b = append(e.b, `,"personality":`...)
+		if !feLinuxPersonality(e, v.Personality) {
+			return false
+		}
+	}
+	if len(v.TimeOffsets) != 0 {
+		e.b = append(e.b, `,"timeOffsets":`...)
+		if !encMap(e, &v.TimeOffsets, feLinuxTimeOffset) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feSolaris encodes a specs.Solaris.
+func feSolaris(e *fastEncoder, v *specs.Solaris) bool {
+	start := len(e.b)
+	if len(v.Milestone) != 0 {
+		e.b = append(e.b, `,"milestone":`...)
+		e.str(v.Milestone)
+	}
+	if len(v.LimitPriv) != 0 {
+		e.b = append(e.b, `,"limitpriv":`...)
+		e.str(v.LimitPriv)
+	}
+	if len(v.MaxShmMemory) != 0 {
+		e.b = append(e.b, `,"maxShmMemory":`...)
+		e.str(v.MaxShmMemory)
+	}
+	if len(v.Anet) != 0 {
+		e.b = append(e.b, `,"anet":`...)
+		if !encSlice(e, &v.Anet, feSolarisAnet) {
+			return false
+		}
+	}
+	if v.CappedCPU != nil {
+		e.b = append(e.b, `,"cappedCPU":`...)
+		if !feSolarisCappedCPU(e, v.CappedCPU) {
+			return false
+		}
+	}
+	if v.CappedMemory != nil {
+		e.b = append(e.b, `,"cappedMemory":`...)
+		if !feSolarisCappedMemory(e, v.CappedMemory) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feWindows encodes a specs.Windows.
+func feWindows(e *fastEncoder, v *specs.Windows) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"layerFolders":`...)
+	if !encSlice(e, &v.LayerFolders, encStr[string]) {
+		return false
+	}
+	if len(v.Devices) != 0 {
+		e.b = append(e.b, `,"devices":`...)
+		if !encSlice(e, &v.Devices, feWindowsDevice) {
+			return false
+		}
+	}
+	if v.Resources != nil {
+		e.b = append(e.b, `,"resources":`...)
+		if !feWindowsResources(e, v.Resources) {
+			return false
+		}
+	}
+	if v.CredentialSpec != nil {
+		return false // left to encoding/json: an interface{}, which encoding/json fills with maps, slices and float64s
+	}
+	if v.Servicing {
+		e.b = append(e.b, `,"servicing":`...)
+		e.bool(v.Servicing)
+	}
+	if v.IgnoreFlushesDuringBoot {
+		e.b = append(e.b, `,"ignoreFlushesDuringBoot":`...)
+		e.bool(v.IgnoreFlushesDuringBoot)
+	}
+	if v.HyperV != nil {
+		e.b = append(e.b, `,"hyperv":`...)
+		if !feWindowsHyperV(e, v.HyperV) {
+			return false
+		}
+	}
+	if v.Network != nil {
+		e.b = append(e.b, `,"network":`...)
+		if !feWindowsNetwork(e, v.Network) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feVM encodes a specs.VM.
+func feVM(e *fastEncoder, v *specs.VM) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"hypervisor":`...)
+	if !feVMHypervisor(e, &v.Hypervisor) {
+		return false
+	}
+	e.b = append(e.b, `,"kernel":`...)
+	if !feVMKernel(e, &v.Kernel) {
+		return false
+	}
+	e.b = append(e.b, `,"image":`...)
+	if !feVMImage(e, &v.Image) {
+		return false
+	}
+	if v.HwConfig != nil {
+		e.b = append(e.b, `,"hwconfig":`...)
+		if !feHWConfig(e, v.HwConfig) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feZOS encodes a specs.ZOS.
+func feZOS(e *fastEncoder, v *specs.ZOS) bool {
+	start := len(e.b)
+	if len(v.Namespaces) != 0 {
+		e.b = append(e.b, `,"namespaces":`...)
+		if !encSlice(e, &v.Namespaces, feZOSNamespace) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feFreeBSD encodes a specs.FreeBSD.
+func feFreeBSD(e *fastEncoder, v *specs.FreeBSD) bool {
+	start := len(e.b)
+	if len(v.Devices) != 0 {
+		e.b = append(e.b, `,"devices":`...)
+		if !encSlice(e, &v.Devices, feFreeBSDDevice) {
+			return false
+		}
+	}
+	if v.Jail != nil {
+		e.b = append(e.b, `,"jail":`...)
+		if !feFreeBSDJail(e, v.Jail) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feBox encodes a specs.Box.
+func feBox(e *fastEncoder, v *specs.Box) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"height":`...)
+	e.uint(uint64(v.Height))
+	e.b = append(e.b, `,"width":`...)
+	e.uint(uint64(v.Width))
+	return e.end(start)
+}
+
+// feUser encodes a specs.User.
+func feUser(e *fastEncoder, v *specs.User) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"uid":`...)
+	e.uint(uint64(v.UID))
+	e.b = append(e.b, `,"gid":`...)
+	e.uint(uint64(v.GID))
+	if v.Umask != nil {
+		e.b = append(e.b, `,"umask":`...)
+		if !encUint[uint32](e, v.Umask) {
+			return false
+		}
+	}
+	if len(v.AdditionalGids) != 0 {
+		e.b = append(e.b, `,"additionalGids":`...)
+		if !encSlice(e, &v.AdditionalGids, encUint[uint32]) {
+			return false
+		}
+	}
+	if len(v.Username) != 0 {
+		e.b = append(e.b, `,"username":`...)
+		e.str(v.Username)
+	}
+	return e.end(start)
+}
+
+// feLinuxCapabilities encodes a specs.LinuxCapabilities.
+func feLinuxCapabilities(e *fastEncoder, v *specs.LinuxCapabilities) bool {
+	start := len(e.b)
+	if len(v.Bounding) != 0 {
+		e.b = append(e.b, `,"bounding":`...)
+		if !encSlice(e, &v.Bounding, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.Effective) != 0 {
+		e.b = append(e.b, `,"effective":`...)
+		if !encSlice(e, &v.Effective, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.Inheritable) != 0 {
+		e.b = append(e.b, `,"inheritable":`...)
+		if !encSlice(e, &v.Inheritable, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.Permitted) != 0 {
+		e.b = append(e.b, `,"permitted":`...)
+		if !encSlice(e, &v.Permitted, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.Ambient) != 0 {
+		e.b = append(e.b, `,"ambient":`...)
+		if !encSlice(e, &v.Ambient, encStr[string]) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// fePOSIXRlimit encodes a specs.POSIXRlimit.
+func fePOSIXRlimit(e *fastEncoder, v *specs.POSIXRlimit) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"type":`...)
+	e.str(v.Type)
+	e.b = append(e.b, `,"hard":`...)
+	e.uint(v.Hard)
+	e.b = append(e.b, `,"soft":`...)
+	e.uint(v.Soft)
+	return e.end(start)
+}
+
+// feScheduler encodes a specs.Scheduler.
+func feScheduler(e *fastEncoder, v *specs.Scheduler) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"policy":`...)
+	e.str(string(v.Policy))
+	if v.Nice != 0 {
+		e.b = append(e.b, `,"nice":`...)
+		e.int(int64(v.Nice))
+	}
+	if v.Priority != 0 {
+		e.b = append(e.b, `,"priority":`...)
+		e.int(int64(v.Priority))
+	}
+	if len(v.Flags) != 0 {
+		e.b = append(e.b, `,"flags":`...)
+		if !encSlice(e, &v.Flags, encStr[specs.LinuxSchedulerFlag]) {
+			return false
+		}
+	}
+	if v.Runtime != 0 {
+		e.b = append(e.b, `,"runtime":`...)
+		e.uint(v.Runtime)
+	}
+	if v.Deadline != 0 {
+		e.b = append(e.b, `,"deadline":`...)
+		e.uint(v.Deadline)
+	}
+	if v.Period != 0 {
+		e.b = append(e.b, `,"period":`...)
+		e.uint(v.Period)
+	}
+	return e.end(start)
+}
+
+// feLinuxIOPriority encodes a specs.LinuxIOPriority.
+func feLinuxIOPriority(e *fastEncoder, v *specs.LinuxIOPriority) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"class":`...)
+	e.str(string(v.Class))
+	e.b = append(e.b, `,"priority":`...)
+	e.int(int64(v.Priority))
+	return e.end(start)
+}
+
+// feCPUAffinity encodes a specs.CPUAffinity.
+func feCPUAffinity(e *fastEncoder, v *specs.CPUAffinity) bool {
+	start := len(e.b)
+	if len(v.Initial) != 0 {
+		e.b = append(e.b, `,"initial":`...)
+		e.str(v.Initial)
+	}
+	if len(v.Final) != 0 {
+		e.b = append(e.b, `,"final":`...)
+		e.str(v.Final)
+	}
+	return e.end(start)
+}
+
+// feLinuxIDMapping encodes a specs.LinuxIDMapping.
+func feLinuxIDMapping(e *fastEncoder, v *specs.LinuxIDMapping) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"containerID":`...)
+	e.uint(uint64(v.ContainerID))
+	e.b = append(e.b, `,"hostID":`...)
+	e.uint(uint64(v.HostID))
+	e.b = append(e.b, `,"size":`...)
+	e.uint(uint64(v.Size))
+	return e.end(start)
+}
+
+// feHook encodes a specs.Hook.
+func feHook(e *fastEncoder, v *specs.Hook) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"path":`...)
+	e.str(v.Path)
+	if len(v.Args) != 0 {
+		e.b = append(e.b, `,"args":`...)
+		if !encSlice(e, &v.Args, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.Env) != 0 {
+		e.b = append(e.b, `,"env":`...)
+		if !encSlice(e, &v.Env, encStr[string]) {
+			return false
+		}
+	}
+	if v.Timeout != nil {
+		e.b = append(e.b, `,"timeout":`...)
+		if !encInt[int](e, v.Timeout) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxResources encodes a specs.LinuxResources.
+func feLinuxResources(e *fastEncoder, v *specs.LinuxResources) bool {
+	start := len(e.b)
+	if len(v.Devices) != 0 {
+		e.b = append(e.b, `,"devices":`...)
+		if !encSlice(e, &v.Devices, feLinuxDeviceCgroup) {
+			return false
+		}
+	}
+	if v.Memory != nil {
+		e.b = append(e.b, `,"memory":`...)
+		if !feLinuxMemory(e, v.Memory) {
+			return false
+		}
+	}
+	if v.CPU != nil {
+		e.b = append(e.b, `,"cpu":`...)
+		if !feLinuxCPU(e, v.CPU) {
+			return false
+		}
+	}
+	if v.Pids != nil {
+		e.b = append(e.b, `,"pids":`...)
+		if !feLinuxPids(e, v.Pids) {
+			return false
+		}
+	}
+	if v.BlockIO != nil {
+		e.b = append(e.b, `,"blockIO":`...)
+		if !feLinuxBlockIO(e, v.BlockIO) {
+			return false
+		}
+	}
+	if len(v.HugepageLimits) != 0 {
+		e.b = append(e.b, `,"hugepageLimits":`...)
+		if !encSlice(e, &v.HugepageLimits, feLinuxHugepageLimit) {
+			return false
+		}
+	}
+	if v.Network != nil {
+		e.b = append(e.b, `,"network":`...)
+		if !feLinuxNetwork(e, v.Network) {
+			return false
+		}
+	}
+	if len(v.Rdma) != 0 {
+		e.b = append(e.b, `,"rdma":`...)
+		if !encMap(e, &v.Rdma, feLinuxRdma) {
+			return false
+		}
+	}
+	if len(v.Unified) != 0 {
+		e.b = append(e.b, `,"unified":`...)
+		if !encMap(e, &v.Unified, encStr[string]) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxNamespace encodes a specs.LinuxNamespace.
+func feLinuxNamespace(e *fastEncoder, v *specs.LinuxNamespace) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"type":`...)
+	e.str(string(v.Type))
+	if len(v.Path) != 0 {
+		e.b = append(e.b, `,"path":`...)
+		e.str(v.Path)
+	}
+	return e.end(start)
+}
+
+// feLinuxDevice encodes a specs.LinuxDevice.
+func feLinuxDevice(e *fastEncoder, v *specs.LinuxDevice) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"path":`...)
+	e.str(v.Path)
+	e.b = append(e.b, `,"type":`...)
+	e.str(v.Type)
+	e.b = append(e.b, `,"major":`...)
+	e.int(v.Major)
+	e.b = append(e.b, `,"minor":`...)
+	e.int(v.Minor)
+	if v.FileMode != nil {
+		e.b = append(e.b, `,"fileMode":`...)
+		if !encUint[fs.FileMode](e, v.FileMode) {
+			return false
+		}
+	}
+	if v.UID != nil {
+		e.b = append(e.b, `,"uid":`...)
+		if !encUint[uint32](e, v.UID) {
+			return false
+		}
+	}
+	if v.GID != nil {
+		e.b = append(e.b, `,"gid":`...)
+		if !encUint[uint32](e, v.GID) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxNetDevice encodes a specs.LinuxNetDevice.
+func feLinuxNetDevice(e *fastEncoder, v *specs.LinuxNetDevice) bool {
+	start := len(e.b)
+	if len(v.Name) != 0 {
+		e.b = append(e.b, `,"name":`...)
+		e.str(v.Name)
+	}
+	return e.end(start)
+}
+
+// feLinuxSeccomp encodes a specs.LinuxSeccomp.
+func feLinuxSeccomp(e *fastEncoder, v *specs.LinuxSeccomp) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"defaultAction":`...)
+	e.str(string(v.DefaultAction))
+	if v.DefaultErrnoRet != nil {
+		e.b = append(e.b, `,"defaultErrnoRet":`...)
+		if !encUint[uint](e, v.DefaultErrnoRet) {
+			return false
+		}
+	}
+	if len(v.Architectures) != 0 {
+		e.b = append(e.b, `,"architectures":`...)
+		if !encSlice(e, &v.Architectures, encStr[specs.Arch]) {
+			return false
+		}
+	}
+	if len(v.Flags) != 0 {
+		e.b = append(e.b, `,"flags":`...)
+		if !encSlice(e, &v.Flags, encStr[specs.LinuxSeccompFlag]) {
+			return false
+		}
+	}
+	if len(v.ListenerPath) != 0 {
+		e.b = append(e.b, `,"listenerPath":`...)
+		e.str(v.ListenerPath)
+	}
+	if len(v.ListenerMetadata) != 0 {
+		e.b = append(e.b, `,"listenerMetadata":`...)
+		e.str(v.ListenerMetadata)
+	}
+	if len(v.Syscalls) != 0 {
+		e.b = append(e.b, `,"syscalls":`...)
+		if !encSlice(e, &v.Syscalls, feLinuxSyscall) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxIntelRdt encodes a specs.LinuxIntelRdt.
+func feLinuxIntelRdt(e *fastEncoder, v *specs.LinuxIntelRdt) bool {
+	start := len(e.b)
+	if len(v.ClosID) != 0 {
+		e.b = append(e.b, `,"closID":`...)
+		e.str(v.ClosID)
+	}
+	if len(v.Schemata) != 0 {
+		e.b = append(e.b, `,"schemata":`...)
+		if !encSlice(e, &v.Schemata, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.L3CacheSchema) != 0 {
+		e.b = append(e.b, `,"l3CacheSchema":`...)
+		e.str(v.L3CacheSchema)
+	}
+	if len(v.MemBwSchema) != 0 {
+		e.b = append(e.b, `,"memBwSchema":`...)
+		e.str(v.MemBwSchema)
+	}
+	if v.EnableMonitoring {
+		e.b = append(e.b, `,"enableMonitoring":`...)
+		e.bool(v.EnableMonitoring)
+	}
+	return e.end(start)
+}
+
+// feLinuxMemoryPolicy encodes a specs.LinuxMemoryPolicy.
+func feLinuxMemoryPolicy(e *fastEncoder, v *specs.LinuxMemoryPolicy) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"mode":`...)
+	e.str(string(v.Mode))
+	e.b = append(e.b, `,"nodes":`...)
+	e.str(v.Nodes)
+	if len(v.Flags) != 0 {
+		e.b = append(e.b, `,"flags":`...)
+		if !encSlice(e, &v.Flags, encStr[specs.MemoryPolicyFlagType]) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxPersonality encodes a specs.LinuxPersonality.
+func feLinuxPersonality(e *fastEncoder, v *specs.LinuxPersonality) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"domain":`...)
+	e.str(string(v.Domain))
+	if len(v.Flags) != 0 {
+		e.b = append(e.b, `,"flags":`...)
+		if !encSlice(e, &v.Flags, encStr[specs.LinuxPersonalityFlag]) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxTimeOffset encodes a specs.LinuxTimeOffset.
+func feLinuxTimeOffset(e *fastEncoder, v *specs.LinuxTimeOffset) bool {
+	start := len(e.b)
+	if v.Secs != 0 {
+		e.b = append(e.b, `,"secs":`...)
+		e.int(v.Secs)
+	}
+	if v.Nanosecs != 0 {
+		e.b = append(e.b, `,"nanosecs":`...)
+		e.uint(uint64(v.Nanosecs))
+	}
+	return e.end(start)
+}
+
+// feSolarisAnet encodes a specs.SolarisAnet.
+func feSolarisAnet(e *fastEncoder, v *specs.SolarisAnet) bool {
+	start := len(e.b)
+	if len(v.Linkname) != 0 {
+		e.b = append(e.b, `,"linkname":`...)
+		e.str(v.Linkname)
+	}
+	if len(v.Lowerlink) != 0 {
+		e.b = append(e.b, `,"lowerLink":`...)
+		e.str(v.Lowerlink)
+	}
+	if len(v.Allowedaddr) != 0 {
+		e.b = append(e.b, `,"allowedAddress":`...)
+		e.str(v.Allowedaddr)
+	}
+	if len(v.Configallowedaddr) != 0 {
+		e.b = append(e.b, `,"configureAllowedAddress":`...)
+		e.str(v.Configallowedaddr)
+	}
+	if len(v.Defrouter) != 0 {
+		e.b = append(e.b, `,"defrouter":`...)
+		e.str(v.Defrouter)
+	}
+	if len(v.Linkprotection) != 0 {
+		e.b = append(e.b, `,"linkProtection":`...)
+		e.str(v.Linkprotection)
+	}
+	if len(v.Macaddress) != 0 {
+		e.b = append(e.b, `,"macAddress":`...)
+		e.str(v.Macaddress)
+	}
+	return e.end(start)
+}
+
+// feSolarisCappedCPU encodes a specs.SolarisCappedCPU.
+func feSolarisCappedCPU(e *fastEncoder, v *specs.SolarisCappedCPU) bool {
+	start := len(e.b)
+	if len(v.Ncpus) != 0 {
+		e.b = append(e.b, `,"ncpus":`...)
+		e.str(v.Ncpus)
+	}
+	return e.end(start)
+}
+
+// feSolarisCappedMemory encodes a specs.SolarisCappedMemory.
+func feSolarisCappedMemory(e *fastEncoder, v *specs.SolarisCappedMemory) bool {
+	start := len(e.b)
+	if len(v.Physical) != 0 {
+		e.b = append(e.b, `,"physical":`...)
+		e.str(v.Physical)
+	}
+	if len(v.Swap) != 0 {
+		e.b = append(e.b, `,"swap":`...)
+		e.str(v.Swap)
+	}
+	return e.end(start)
+}
+
+// feWindowsDevice encodes a specs.WindowsDevice.
+func feWindowsDevice(e *fastEncoder, v *specs.WindowsDevice) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"id":`...)
+	e.str(v.ID)
+	e.b = append(e.b, `,"idType":`...)
+	e.str(v.IDType)
+	return e.end(start)
+}
+
+// feWindowsResources encodes a specs.WindowsResources.
+func feWindowsResources(e *fastEncoder, v *specs.WindowsResources) bool {
+	start := len(e.b)
+	if v.Memory != nil {
+		e.b = append(e.b, `,"memory":`...)
+		if !feWindowsMemoryResources(e, v.Memory) {
+			return false
+		}
+	}
+	if v.CPU != nil {
+		e.b = append(e.b, `,"cpu":`...)
+		if !feWindowsCPUResources(e, v.CPU) {
+			return false
+		}
+	}
+	if v.Storage != nil {
+		e.b = append(e.b, `,"storage":`...)
+		if !feWindowsStorageResources(e, v.Storage) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feWindowsHyperV encodes a specs.WindowsHyperV.
+func feWindowsHyperV(e *fastEncoder, v *specs.WindowsHyperV) bool {
+	start := len(e.b)
+	if len(v.UtilityVMPath) != 0 {
+		e.b = append(e.b, `,"utilityVMPath":`...)
+		e.str(v.UtilityVMPath)
+	}
+	return e.end(start)
+}
+
+// feWindowsNetwork encodes a specs.WindowsNetwork.
+func feWindowsNetwork(e *fastEncoder, v *specs.WindowsNetwork) bool {
+	start := len(e.b)
+	if len(v.EndpointList) != 0 {
+		e.b = append(e.b, `,"endpointList":`...)
+		if !encSlice(e, &v.EndpointList, encStr[string]) {
+			return false
+		}
+	}
+	if v.AllowUnqualifiedDNSQuery {
+		e.b = append(e.b, `,"allowUnqualifiedDNSQuery":`...)
+		e.bool(v.AllowUnqualifiedDNSQuery)
+	}
+	if len(v.DNSSearchList) != 0 {
+		e.b = append(e.b, `,"DNSSearchList":`...)
+		if !encSlice(e, &v.DNSSearchList, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.NetworkSharedContainerName) != 0 {
+		e.b = append(e.b, `,"networkSharedContainerName":`...)
+		e.str(v.NetworkSharedContainerName)
+	}
+	if len(v.NetworkNamespace) != 0 {
+		e.b = append(e.b, `,"networkNamespace":`...)
+		e.str(v.NetworkNamespace)
+	}
+	return e.end(start)
+}
+
+// feVMHypervisor encodes a specs.VMHypervisor.
+func feVMHypervisor(e *fastEncoder, v *specs.VMHypervisor) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"path":`...)
+	e.str(v.Path)
+	if len(v.Parameters) != 0 {
+		e.b = append(e.b, `,"parameters":`...)
+		if !encSlice(e, &v.Parameters, encStr[string]) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feVMKernel encodes a specs.VMKernel.
+func feVMKernel(e *fastEncoder, v *specs.VMKernel) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"path":`...)
+	e.str(v.Path)
+	if len(v.Parameters) != 0 {
+		e.b = append(e.b, `,"parameters":`...)
+		if !encSlice(e, &v.Parameters, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.InitRD) != 0 {
+		e.b = append(e.b, `,"initrd":`...)
+		e.str(v.InitRD)
+	}
+	return e.end(start)
+}
+
+// feVMImage encodes a specs.VMImage.
+func feVMImage(e *fastEncoder, v *specs.VMImage) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"path":`...)
+	e.str(v.Path)
+	e.b = append(e.b, `,"format":`...)
+	e.str(v.Format)
+	return e.end(start)
+}
+
+// feHWConfig encodes a specs.HWConfig.
+func feHWConfig(e *fastEncoder, v *specs.HWConfig) bool {
+	start := len(e.b)
+	if len(v.DeviceTree) != 0 {
+		e.b = append(e.b, `,"deviceTree":`...)
+		e.str(v.DeviceTree)
+	}
+	if v.VCPUs != nil {
+		e.b = append(e.b, `,"vcpus":`...)
+		if !encUint[uint32](e, v.VCPUs) {
+			return false
+		}
+	}
+	if v.Memory != nil {
+		e.b = append(e.b, `,"memory":`...)
+		if !encUint[uint64](e, v.Memory) {
+			return false
+		}
+	}
+	if len(v.DtDevs) != 0 {
+		e.b = append(e.b, `,"dtdevs":`...)
+		if !encSlice(e, &v.DtDevs, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.IOMems) != 0 {
+		e.b = append(e.b, `,"iomems":`...)
+		if !encSlice(e, &v.IOMems, feIOMems) {
+			return false
+		}
+	}
+	if len(v.Irqs) != 0 {
+		e.b = append(e.b, `,"irqs":`...)
+		if !encSlice(e, &v.Irqs, encUint[uint32]) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feZOSNamespace encodes a specs.ZOSNamespace.
+func feZOSNamespace(e *fastEncoder, v *specs.ZOSNamespace) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"type":`...)
+	e.str(string(v.Type))
+	if len(v.Path) != 0 {
+		e.b = append(e.b, `,"path":`...)
+		e.str(v.Path)
+	}
+	return e.end(start)
+}
+
+// feFreeBSDDevice encodes a specs.FreeBSDDevice.
+func feFreeBSDDevice(e *fastEncoder, v *specs.FreeBSDDevice) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"path":`...)
+	e.str(v.Path)
+	if v.Mode != nil {
+		e.b = append(e.b, `,"mode":`...)
+		if !encUint[fs.FileMode](e, v.Mode) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feFreeBSDJail encodes a specs.FreeBSDJail.
+func feFreeBSDJail(e *fastEncoder, v *specs.FreeBSDJail) bool {
+	start := len(e.b)
+	if len(v.Parent) != 0 {
+		e.b = append(e.b, `,"parent":`...)
+		e.str(v.Parent)
+	}
+	if len(v.Host) != 0 {
+		e.b = append(e.b, `,"host":`...)
+		e.str(string(v.Host))
+	}
+	if len(v.Ip4) != 0 {
+		e.b = append(e.b, `,"ip4":`...)
+		e.str(string(v.Ip4))
+	}
+	if len(v.Ip4Addr) != 0 {
+		e.b = append(e.b, `,"ip4Addr":`...)
+		if !encSlice(e, &v.Ip4Addr, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.Ip6) != 0 {
+		e.b = append(e.b, `,"ip6":`...)
+		e.str(string(v.Ip6))
+	}
+	if len(v.Ip6Addr) != 0 {
+		e.b = append(e.b, `,"ip6Addr":`...)
+		if !encSlice(e, &v.Ip6Addr, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.Vnet) != 0 {
+		e.b = append(e.b, `,"vnet":`...)
+		e.str(string(v.Vnet))
+	}
+	if len(v.Interface) != 0 {
+		e.b = append(e.b, `,"interface":`...)
+		e.str(v.Interface)
+	}
+	if len(v.VnetInterfaces) != 0 {
+		e.b = append(e.b, `,"vnetInterfaces":`...)
+		if !encSlice(e, &v.VnetInterfaces, encStr[string]) {
+			return false
+		}
+	}
+	if len(v.SysVMsg) != 0 {
+		e.b = append(e.b, `,"sysvmsg":`...)
+		e.str(string(v.SysVMsg))
+	}
+	if len(v.SysVSem) != 0 {
+		e.b = append(e.b, `,"sysvsem":`...)
+		e.str(string(v.SysVSem))
+	}
+	if len(v.SysVShm) != 0 {
+		e.b = append(e.b, `,"sysvshm":`...)
+		e.str(string(v.SysVShm))
+	}
+	if v.EnforceStatfs != nil {
+		e.b = append(e.b, `,"enforceStatfs":`...)
+		if !encInt[int](e, v.EnforceStatfs) {
+			return false
+		}
+	}
+	if v.Allow != nil {
+		e.b = append(e.b, `,"allow":`...)
+		if !feFreeBSDJailAllow(e, v.Allow) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxDeviceCgroup encodes a specs.LinuxDeviceCgroup.
+func feLinuxDeviceCgroup(e *fastEncoder, v *specs.LinuxDeviceCgroup) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"allow":`...)
+	e.bool(v.Allow)
+	if len(v.Type) != 0 {
+		e.b = append(e.b, `,"type":`...)
+		e.str(v.Type)
+	}
+	if v.Major != nil {
+		e.b = append(e.b, `,"major":`...)
+		if !encInt[int64](e, v.Major) {
+			return false
+		}
+	}
+	if v.Minor != nil {
+		e.b = append(e.b, `,"minor":`...)
+		if !encInt[int64](e, v.Minor) {
+			return false
+		}
+	}
+	if len(v.Access) != 0 {
+		e.b = append(e.b, `,"access":`...)
+		e.str(v.Access)
+	}
+	return e.end(start)
+}
+
+// feLinuxMemory encodes a specs.LinuxMemory.
+func feLinuxMemory(e *fastEncoder, v *specs.LinuxMemory) bool {
+	start := len(e.b)
+	if v.Limit != nil {
+		e.b = append(e.b, `,"limit":`...)
+		if !encInt[int64](e, v.Limit) {
+			return false
+		}
+	}
+	if v.Reservation != nil {
+		e.b = append(e.b, `,"reservation":`...)
+		if !encInt[int64](e, v.Reservation) {
+			return false
+		}
+	}
+	if v.Swap != nil {
+		e.b = append(e.b, `,"swap":`...)
+		if !encInt[int64](e, v.Swap) {
+			return false
+		}
+	}
+	if v.Kernel != nil {
+		e.b = append(e.b, `,"kernel":`...)
+		if !encInt[int64](e, v.Kernel) {
+			return false
+		}
+	}
+	if v.KernelTCP != nil {
+		e.b = append(e.b, `,"kernelTCP":`...)
+		if !encInt[int64](e, v.KernelTCP) {
+			return false
+		}
+	}
+	if v.Swappiness != nil {
+		e.b = append(e.b, `,"swappiness":`...)
+		if !encUint[uint64](e, v.Swappiness) {
+			return false
+		}
+	}
+	if v.DisableOOMKiller != nil {
+		e.b = append(e.b, `,"disableOOMKiller":`...)
+		if !encBool[bool](e, v.DisableOOMKiller) {
+			return false
+		}
+	}
+	if v.UseHierarchy != nil {
+		e.b = append(e.b, `,"useHierarchy":`...)
+		if !encBool[bool](e, v.UseHierarchy) {
+			return false
+		}
+	}
+	if v.CheckBeforeUpdate != nil {
+		e.b = append(e.b, `,"checkBeforeUpdate":`...)
+		if !encBool[bool](e, v.CheckBeforeUpdate) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxCPU encodes a specs.LinuxCPU.
+func feLinuxCPU(e *fastEncoder, v *specs.LinuxCPU) bool {
+	start := len(e.b)
+	if v.Shares != nil {
+		e.b = append(e.b, `,"shares":`...)
+		if !encUint[uint64](e, v.Shares) {
+			return false
+		}
+	}
+	if v.Quota != nil {
+		e.b = append(e.b, `,"quota":`...)
+		if !encInt[int64](e, v.Quota) {
+			return false
+		}
+	}
+	if v.Burst != nil {
+		e.b = append(e.b, `,"burst":`...)
+		if !encUint[uint64](e, v.Burst) {
+			return false
+		}
+	}
+	if v.Period != nil {
+		e.b = append(e.b, `,"period":`...)
+		if !encUint[uint64](e, v.Period) {
+			return false
+		}
+	}
+	if v.RealtimeRuntime != nil {
+		e.b = append(e.b, `,"realtimeRuntime":`...)
+		if !encInt[int64](e, v.RealtimeRuntime) {
+			return false
+		}
+	}
+	if v.RealtimePeriod != nil {
+		e.b = append(e.b, `,"realtimePeriod":`...)
+		if !encUint[uint64](e, v.RealtimePeriod) {
+			return false
+		}
+	}
+	if len(v.Cpus) != 0 {
+		e.b = append(e.b, `,"cpus":`...)
+		e.str(v.Cpus)
+	}
+	if len(v.Mems) != 0 {
+		e.b = append(e.b, `,"mems":`...)
+		e.str(v.Mems)
+	}
+	if v.Idle != nil {
+		e.b = append(e.b, `,"idle":`...)
+		if !encInt[int64](e, v.Idle) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxPids encodes a specs.LinuxPids.
+func feLinuxPids(e *fastEncoder, v *specs.LinuxPids) bool {
+	start := len(e.b)
+	if v.Limit != nil {
+		e.b = append(e.b, `,"limit":`...)
+		if !encInt[int64](e, v.Limit) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxBlockIO encodes a specs.LinuxBlockIO.
+func feLinuxBlockIO(e *fastEncoder, v *specs.LinuxBlockIO) bool {
+	start := len(e.b)
+	if v.Weight != nil {
+		e.b = append(e.b, `,"weight":`...)
+		if !encUint[uint16](e, v.Weight) {
+			return false
+		}
+	}
+	if v.LeafWeight != nil {
+		e.b = append(e.b, `,"leafWeight":`...)
+		if !encUint[uint16](e, v.LeafWeight) {
+			return false
+		}
+	}
+	if len(v.WeightDevice) != 0 {
+		e.b = append(e.b, `,"weightDevice":`...)
+		if !encSlice(e, &v.WeightDevice, feLinuxWeightDevice) {
+			return false
+		}
+	}
+	if len(v.ThrottleReadBpsDevice) != 0 {
+		e.b = append(e.b, `,"throttleReadBpsDevice":`...)
+		if !encSlice(e, &v.ThrottleReadBpsDevice, feLinuxThrottleDevice) {
+			return false
+		}
+	}
+	if len(v.ThrottleWriteBpsDevice) != 0 {
+		e.b = append(e.b, `,"throttleWriteBpsDevice":`...)
+		if !encSlice(e, &v.ThrottleWriteBpsDevice, feLinuxThrottleDevice) {
+			return false
+		}
+	}
+	if len(v.ThrottleReadIOPSDevice) != 0 {
+		e.b = append(e.b, `,"throttleReadIOPSDevice":`...)
+		if !encSlice(e, &v.ThrottleReadIOPSDevice, feLinuxThrottleDevice) {
+			return false
+		}
+	}
+	if len(v.ThrottleWriteIOPSDevice) != 0 {
+		e.b = append(e.b, `,"throttleWriteIOPSDevice":`...)
+		if !encSlice(e, &v.ThrottleWriteIOPSDevice, feLinuxThrottleDevice) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxHugepageLimit encodes a specs.LinuxHugepageLimit.
+func feLinuxHugepageLimit(e *fastEncoder, v *specs.LinuxHugepageLimit) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"pageSize":`...)
+	e.str(v.Pagesize)
+	e.b = append(e.b, `,"limit":`...)
+	e.uint(v.Limit)
+	return e.end(start)
+}
+
+// feLinuxNetwork encodes a specs.LinuxNetwork.
+func feLinuxNetwork(e *fastEncoder, v *specs.LinuxNetwork) bool {
+	start := len(e.b)
+	if v.ClassID != nil {
+		e.b = append(e.b, `,"classID":`...)
+		if !encUint[uint32](e, v.ClassID) {
+			return false
+		}
+	}
+	if len(v.Priorities) != 0 {
+		e.b = append(e.b, `,"priorities":`...)
+		if !encSlice(e, &v.Priorities, feLinuxInterfacePriority) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxRdma encodes a specs.LinuxRdma.
+func feLinuxRdma(e *fastEncoder, v *specs.LinuxRdma) bool {
+	start := len(e.b)
+	if v.HcaHandles != nil {
+		e.b = append(e.b, `,"hcaHandles":`...)
+		if !encUint[uint32](e, v.HcaHandles) {
+			return false
+		}
+	}
+	if v.HcaObjects != nil {
+		e.b = append(e.b, `,"hcaObjects":`...)
+		if !encUint[uint32](e, v.HcaObjects) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxSyscall encodes a specs.LinuxSyscall.
+func feLinuxSyscall(e *fastEncoder, v *specs.LinuxSyscall) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"names":`...)
+	if !encSlice(e, &v.Names, encStr[string]) {
+		return false
+	}
+	e.b = append(e.b, `,"action":`...)
+	e.str(string(v.Action))
+	if v.ErrnoRet != nil {
+		e.b = append(e.b, `,"errnoRet":`...)
+		if !encUint[uint](e, v.ErrnoRet) {
+			return false
+		}
+	}
+	if len(v.Args) != 0 {
+		e.b = append(e.b, `,"args":`...)
+		if !encSlice(e, &v.Args, feLinuxSeccompArg) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feWindowsMemoryResources encodes a specs.WindowsMemoryResources.
+func feWindowsMemoryResources(e *fastEncoder, v *specs.WindowsMemoryResources) bool {
+	start := len(e.b)
+	if v.Limit != nil {
+		e.b = append(e.b, `,"limit":`...)
+		if !encUint[uint64](e, v.Limit) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feWindowsCPUResources encodes a specs.WindowsCPUResources.
+func feWindowsCPUResources(e *fastEncoder, v *specs.WindowsCPUResources) bool {
+	start := len(e.b)
+	if v.Count != nil {
+		e.b = append(e.b, `,"count":`...)
+		if !encUint[uint64](e, v.Count) {
+			return false
+		}
+	}
+	if v.Shares != nil {
+		e.b = append(e.b, `,"shares":`...)
+		if !encUint[uint16](e, v.Shares) {
+			return false
+		}
+	}
+	if v.Maximum != nil {
+		e.b = append(e.b, `,"maximum":`...)
+		if !encUint[uint16](e, v.Maximum) {
+			return false
+		}
+	}
+	if len(v.Affinity) != 0 {
+		e.b = append(e.b, `,"affinity":`...)
+		if !encSlice(e, &v.Affinity, feWindowsCPUGroupAffinity) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feWindowsStorageResources encodes a specs.WindowsStorageResources.
+func feWindowsStorageResources(e *fastEncoder, v *specs.WindowsStorageResources) bool {
+	start := len(e.b)
+	if v.Iops != nil {
+		e.b = append(e.b, `,"iops":`...)
+		if !encUint[uint64](e, v.Iops) {
+			return false
+		}
+	}
+	if v.Bps != nil {
+		e.b = append(e.b, `,"bps":`...)
+		if !encUint[uint64](e, v.Bps) {
+			return false
+		}
+	}
+	if v.SandboxSize != nil {
+		e.b = append(e.b, `,"sandboxSize":`...)
+		if !encUint[uint64](e, v.SandboxSize) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feIOMems encodes a specs.IOMems.
+func feIOMems(e *fastEncoder, v *specs.IOMems) bool {
+	start := len(e.b)
+	if v.FirstGFN != nil {
+		e.b = append(e.b, `,"firstGFN":`...)
+		if !encUint[uint64](e, v.FirstGFN) {
+			return false
+		}
+	}
+	e.b = append(e.b, `,"firstMFN":`...)
+	if !encPtr(e, &v.FirstMFN, encUint[uint64]) {
+		return false
+	}
+	e.b = append(e.b, `,"nrMFNs":`...)
+	if !encPtr(e, &v.NrMFNs, encUint[uint64]) {
+		return false
+	}
+	return e.end(start)
+}
+
+// feFreeBSDJailAllow encodes a specs.FreeBSDJailAllow.
+func feFreeBSDJailAllow(e *fastEncoder, v *specs.FreeBSDJailAllow) bool {
+	start := len(e.b)
+	if v.SetHostname {
+		e.b = append(e.b, `,"setHostname":`...)
+		e.bool(v.SetHostname)
+	}
+	if v.RawSockets {
+		e.b = append(e.b, `,"rawSockets":`...)
+		e.bool(v.RawSockets)
+	}
+	if v.Chflags {
+		e.b = append(e.b, `,"chflags":`...)
+		e.bool(v.Chflags)
+	}
+	if len(v.Mount) != 0 {
+		e.b = append(e.b, `,"mount":`...)
+		if !encSlice(e, &v.Mount, encStr[string]) {
+			return false
+		}
+	}
+	if v.Quotas {
+		e.b = append(e.b, `,"quotas":`...)
+		e.bool(v.Quotas)
+	}
+	if v.SocketAf {
+		e.b = append(e.b, `,"socketAf":`...)
+		e.bool(v.SocketAf)
+	}
+	if v.Mlock {
+		e.b = append(e.b, `,"mlock":`...)
+		e.bool(v.Mlock)
+	}
+	if v.ReservedPorts {
+		e.b = append(e.b, `,"reservedPorts":`...)
+		e.bool(v.ReservedPorts)
+	}
+	if v.Suser {
+		e.b = append(e.b, `,"suser":`...)
+		e.bool(v.Suser)
+	}
+	return e.end(start)
+}
+
+// feLinuxWeightDevice encodes a specs.LinuxWeightDevice.
+func feLinuxWeightDevice(e *fastEncoder, v *specs.LinuxWeightDevice) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"major":`...)
+	e.int(v.LinuxBlockIODevice.Major)
+	e.b = append(e.b, `,"minor":`...)
+	e.int(v.LinuxBlockIODevice.Minor)
+	if v.Weight != nil {
+		e.b = append(e.b, `,"weight":`...)
+		if !encUint[uint16](e, v.Weight) {
+			return false
+		}
+	}
+	if v.LeafWeight != nil {
+		e.b = append(e.b, `,"leafWeight":`...)
+		if !encUint[uint16](e, v.LeafWeight) {
+			return false
+		}
+	}
+	return e.end(start)
+}
+
+// feLinuxThrottleDevice encodes a specs.LinuxThrottleDevice.
+func feLinuxThrottleDevice(e *fastEncoder, v *specs.LinuxThrottleDevice) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"major":`...)
+	e.int(v.LinuxBlockIODevice.Major)
+	e.b = append(e.b, `,"minor":`...)
+	e.int(v.LinuxBlockIODevice.Minor)
+	e.b = append(e.b, `,"rate":`...)
+	e.uint(v.Rate)
+	return e.end(start)
+}
+
+// feLinuxInterfacePriority encodes a specs.LinuxInterfacePriority.
+func feLinuxInterfacePriority(e *fastEncoder, v *specs.LinuxInterfacePriority) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"name":`...)
+	e.str(v.Name)
+	e.b = append(e.b, `,"priority":`...)
+	e.uint(uint64(v.Priority))
+	return e.end(start)
+}
+
+// feLinuxSeccompArg encodes a specs.LinuxSeccompArg.
+func feLinuxSeccompArg(e *fastEncoder, v *specs.LinuxSeccompArg) bool {
+	start := len(e.b)
+	e.b = append(e.b, `,"index":`...)
+	e.uint(uint64(v.Index))
+	e.b = append(e.b, `,"value":`...)
+	e.uint(v.Value)
+	if v.ValueTwo != 0 {
+		e.b = append(e.b, `,"valueTwo":`...)
+		e.uint(v.ValueTwo)
+	}
+	e.b = append(e.b, `,"op":`...)
+	e.str(string(v.Op))
+	return e.end(start)
+}
+
+// feWindowsCPUGroupAffinity encodes a specs.WindowsCPUGroupAffinity.
+func feWindowsCPUGroupAffinity(e *fastEncoder, v *specs.WindowsCPUGroupAffinity) bool {
+	start := len(e.b)
+	if v.Mask != 0 {
+		e.b = append(e.b, `,"mask":`...)
+		e.uint(v.Mask)
+	}
+	if v.Group != 0 {
+		e.b = append(e.b, `,"group":`...)
+		e.uint(uint64(v.Group))
+	}
+	return e.end(start)
+}

@@ -34,7 +34,9 @@ const (
 	lockFile  = "lock"
 )
 
-// Container is what state.json holds.
+// Container is what state.json holds, encoded as encoding/json encodes
+// its fields, the spec without reflection (see encoding.go; a field added
+// here must be added to the shadow structs there too).
 type Container struct {
 	ID             string            `json:"id"`
 	Pid            int               `json:"pid"`
@@ -255,9 +257,10 @@ func (s *Store) Lock(id string) (func(), error) {
 
 // Save writes c atomically.
 func (s *Store) Save(c *Container) error {
-	data, err := json.Marshal(c)
+	// What json.Marshal(c) returns, without its copy of the result.
+	data, err := c.MarshalJSON()
 	if err != nil {
-		return err
+		return fmt.Errorf("encode state of %q: %w", c.ID, err)
 	}
 	if err := s.Stage(c.ID, data); err != nil {
 		return err
@@ -291,8 +294,10 @@ func (s *Store) Load(id string) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What json.Unmarshal(data, &c) does, without its two scans of data
+	// before it calls the method.
 	var c Container
-	if err := json.Unmarshal(data, &c); err != nil {
+	if err := c.UnmarshalJSON(data); err != nil {
 		return nil, fmt.Errorf("state of %q is corrupt: %w", id, err)
 	}
 	return &c, nil

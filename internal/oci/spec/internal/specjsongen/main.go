@@ -1,8 +1,8 @@
 // Command specjsongen writes internal/oci/spec/specjson_gen.go, the
-// reflection-free decoder of config.json (see package gen for why and for
-// what it refuses). Run it with `go generate ./internal/oci/spec/`. It exits
-// non-zero, writing nothing, when specs.Spec holds a field it cannot decode
-// with certainty.
+// reflection-free decoder and encoder of runtime-spec configs (see package
+// gen for why and for what it refuses). Run it with `go generate
+// ./internal/oci/spec/`. It exits non-zero, writing nothing, when specs.Spec
+// holds a field it cannot decode or encode with certainty.
 package main
 
 import (
@@ -28,7 +28,7 @@ func run(out string) error {
 		return err
 	}
 	if err := os.WriteFile(out, src, 0o644); err != nil {
-		return fmt.Errorf("write decoder: %w", err)
+		return fmt.Errorf("write %s: %w", out, err)
 	}
 	return nil
 }

@@ -49,7 +49,8 @@ func SpecConfig() Config {
 // Spec returns the source of package spec's specjson_gen.go.
 func Spec() ([]byte, error) { return Generate(SpecConfig()) }
 
-// Generate returns the gofmt'ed source of the decoder for cfg.Root.
+// Generate returns the gofmt'ed source of the decoder and the encoder for
+// cfg.Root.
 func Generate(cfg Config) ([]byte, error) {
 	if cfg.Root == nil || cfg.Root.Kind() != reflect.Struct || cfg.Root.Name() == "" {
 		return nil, fmt.Errorf("generate decoder: root %v is not a named struct type", cfg.Root)
@@ -60,6 +61,8 @@ func Generate(cfg Config) ([]byte, error) {
 		funcs:    map[reflect.Type]string{},
 		byName:   map[string]reflect.Type{},
 		fallback: map[string]bool{},
+		efuncs:   map[reflect.Type]string{},
+		ebyName:  map[string]reflect.Type{},
 	}
 	if _, err := g.fn(cfg.Root); err != nil {
 		return nil, fmt.Errorf("generate decoder for %v: %w", cfg.Root, err)
@@ -69,6 +72,16 @@ func Generate(cfg Config) ([]byte, error) {
 		g.queue = g.queue[1:]
 		if err := g.emit(t); err != nil {
 			return nil, fmt.Errorf("generate decoder for %v: %w", cfg.Root, err)
+		}
+	}
+	if _, err := g.efn(cfg.Root); err != nil {
+		return nil, fmt.Errorf("generate encoder for %v: %w", cfg.Root, err)
+	}
+	for len(g.equeue) > 0 {
+		t := g.equeue[0]
+		g.equeue = g.equeue[1:]
+		if err := g.eemit(t); err != nil {
+			return nil, fmt.Errorf("generate encoder for %v: %w", cfg.Root, err)
 		}
 	}
 	var stale []string
@@ -124,16 +137,27 @@ type generator struct {
 	queue    []reflect.Type          // types whose function is still to be written
 	fallback map[string]bool         // Config.Fallback keys met
 	body     bytes.Buffer
+
+	// The encoder's functions, as funcs, byName and queue are the
+	// decoder's.
+	efuncs  map[reflect.Type]string
+	ebyName map[string]reflect.Type
+	equeue  []reflect.Type
 }
 
 var (
 	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	jsonMarshaler   = reflect.TypeFor[json.Marshaler]()
+	textMarshaler   = reflect.TypeFor[encoding.TextMarshaler]()
+	isZeroer        = reflect.TypeFor[interface{ IsZero() bool }]()
 )
 
-// check refuses a type whose decoding encoding/json customises.
+// check refuses a type whose decoding or encoding encoding/json
+// customises. Both the decoder and the encoder refuse all four, so that
+// they always cover the same types.
 func check(t reflect.Type) error {
-	for _, u := range []reflect.Type{jsonUnmarshaler, textUnmarshaler} {
+	for _, u := range []reflect.Type{jsonUnmarshaler, textUnmarshaler, jsonMarshaler, textMarshaler} {
 		if t.Implements(u) || reflect.PointerTo(t).Implements(u) {
 			return fmt.Errorf("type %v implements %v, which is not supported", t, u)
 		}
@@ -382,6 +406,8 @@ type field struct {
 	goPath   string // selector from the struct, through embedded structs
 	typ      reflect.Type
 	fallback string // why encoding/json decodes it; "" when the decoder does
+	// The tag's options, which the encoder honours.
+	omitEmpty, omitZero bool
 }
 
 // fields appends the JSON fields of struct t, whose selector from the
@@ -418,19 +444,25 @@ func (g *generator) fields(t reflect.Type, prefix string, out *[]field) error {
 		if !f.IsExported() {
 			continue
 		}
+		fl := field{goPath: prefix + f.Name, typ: f.Type}
 		for _, o := range strings.Split(opts, ",") {
 			switch o {
-			case "", "omitempty", "omitzero":
+			case "":
+			case "omitempty":
+				fl.omitEmpty = true
+			case "omitzero":
+				fl.omitZero = true
 			default:
 				return fmt.Errorf("%s: json tag option %q is not supported", where, o)
 			}
 		}
 		if name == "" {
 			name = f.Name
-		} else if !validName(name) {
+		}
+		if !validName(name) {
 			return fmt.Errorf("%s: json name %q is not supported", where, name)
 		}
-		fl := field{name: name, goPath: prefix + f.Name, typ: f.Type}
+		fl.name = name
 		key := t.String() + "." + f.Name
 		if why, ok := g.cfg.Fallback[key]; ok {
 			g.fallback[key] = true

@@ -100,6 +100,38 @@ type withAnon struct {
 	S struct{ A int } `json:"s"`
 }
 
+type marshals struct{}
+
+func (marshals) MarshalJSON() ([]byte, error) { return []byte("1"), nil }
+
+type withMarshaler struct {
+	M *marshals `json:"m"`
+}
+
+type textOut string
+
+func (textOut) MarshalText() ([]byte, error) { return nil, nil }
+
+type withTextMarshaler struct {
+	T map[string]textOut `json:"t"`
+}
+
+type withOmitzeroStruct struct {
+	I Inner `json:"i,omitzero"`
+}
+
+type zeroer int
+
+func (zeroer) IsZero() bool { return true }
+
+type withOmitzeroIsZero struct {
+	Z zeroer `json:"z,omitzero"`
+}
+
+type withUnicodeName struct {
+	Ä int
+}
+
 func TestGenerateRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		root reflect.Type
@@ -123,6 +155,11 @@ func TestGenerateRefuses(t *testing.T) {
 		{reflect.TypeFor[withOption](), `json tag option "inline" is not supported`},
 		{reflect.TypeFor[withAnon](), "anonymous struct"},
 		{reflect.TypeFor[int](), "not a named struct type"},
+		{reflect.TypeFor[withMarshaler](), "implements json.Marshaler"},
+		{reflect.TypeFor[withTextMarshaler](), "implements encoding.TextMarshaler"},
+		{reflect.TypeFor[withOmitzeroStruct](), "generate encoder for gen.withOmitzeroStruct: field gen.withOmitzeroStruct.I (json \"i\"): omitzero on struct type gen.Inner is not supported"},
+		{reflect.TypeFor[withOmitzeroIsZero](), "omitzero on type gen.zeroer, which has an IsZero method, is not supported"},
+		{reflect.TypeFor[withUnicodeName](), `json name "Ä" is not supported`},
 	} {
 		t.Run(tc.root.String(), func(t *testing.T) {
 			src, err := Generate(Config{Package: "p", Root: tc.root})
@@ -139,13 +176,40 @@ func TestGenerateRefuses(t *testing.T) {
 	}
 }
 
+type withIfaceOmit struct {
+	X any `json:"x,omitempty"`
+}
+
+type withFallbackInt struct {
+	N int `json:"n"`
+}
+
 func TestGenerateFallbackField(t *testing.T) {
 	src, err := Generate(Config{Package: "p", Root: reflect.TypeFor[withIface](), Fallback: map[string]string{"gen.withIface.X": "any"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "case \"x\":\n\t\t\treturn 0, false // left to encoding/json: any\n"; !strings.Contains(string(src), want) {
-		t.Errorf("output lacks %q:\n%s", want, src)
+	for _, want := range []string{
+		"case \"x\":\n\t\t\treturn 0, false // left to encoding/json: any\n",
+		// The encoder gives up on a non-nil value, writes null for nil.
+		"\tif v.X != nil {\n\t\treturn false // left to encoding/json: any\n\t}\n\te.b = append(e.b, `,\"x\":`...)\n\te.b = append(e.b, \"null\"...)\n",
+	} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("output lacks %q:\n%s", want, src)
+		}
+	}
+
+	src, err = Generate(Config{Package: "p", Root: reflect.TypeFor[withIfaceOmit](), Fallback: map[string]string{"gen.withIfaceOmit.X": "any"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "\tif v.X != nil {\n\t\treturn false // left to encoding/json: any\n\t}\n\treturn e.end(start)\n"; !strings.Contains(string(src), want) {
+		t.Errorf("output lacks %q (nil is omitted):\n%s", want, src)
+	}
+
+	_, err = Generate(Config{Package: "p", Root: reflect.TypeFor[withFallbackInt](), Fallback: map[string]string{"gen.withFallbackInt.N": "no"}})
+	if err == nil || !strings.Contains(err.Error(), "a fallback field of kind int is not supported by the encoder") {
+		t.Errorf("fallback int field: error %v, want one saying the encoder does not support it", err)
 	}
 
 	_, err = Generate(Config{Package: "p", Root: reflect.TypeFor[withIface](), Fallback: map[string]string{"gen.withIface.X": "any", "gen.withIface.Gone": "stale"}})
@@ -167,6 +231,13 @@ func TestGenerateEmbedded(t *testing.T) {
 		`func fjMapStringPtrInner(d *fastDecoder, v *map[string]*gen.Inner) bool {`,
 		`return decMap(d, v, fjPtrInner)`,
 		`return decPtr(d, v, fjInner)`,
+		// The encoder: embedded fields flattened in order, omitempty as a
+		// condition, a non-omitempty slice always written.
+		"e.b = append(e.b, `,\"a\":`...)\n\te.str(v.Inner.A)\n\tif v.Inner.B != 0 {\n\t\te.b = append(e.b, `,\"b\":`...)\n\t\te.int(int64(v.Inner.B))\n\t}\n\te.b = append(e.b, `,\"c\":`...)\n\tif !encSlice(e, &v.C, feMapStringPtrInner) {",
+		"e.b = append(e.b, `,\"NoTag\":`...)\n\te.bool(v.NoTag)\n\treturn e.end(start)\n",
+		`func feMapStringPtrInner(e *fastEncoder, v *map[string]*gen.Inner) bool {`,
+		`return encMap(e, v, fePtrInner)`,
+		`return encPtr(e, v, feInner)`,
 	} {
 		if !strings.Contains(string(src), want) {
 			t.Errorf("output lacks %q:\n%s", want, src)
