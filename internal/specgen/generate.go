@@ -188,7 +188,11 @@ func Generate(img ocispec.Image, lookup RootfsLookup, opts Options) (*specs.Spec
 			Resources:  resources(opts),
 		},
 	}
-	if !opts.Privileged {
+	if opts.Privileged {
+		if spec.Linux.Devices, err = HostDevices(hostDevDir); err != nil {
+			return nil, err
+		}
+	} else {
 		spec.Linux.MaskedPaths = slices.Clone(DefaultMaskedPaths)
 		spec.Linux.ReadonlyPaths = slices.Clone(DefaultReadonlyPaths)
 		spec.Linux.Seccomp = DefaultSeccomp(caps)
