@@ -95,6 +95,14 @@ func initContainer(cfg *InitConfig, w io.Writer, rd io.Reader) error {
 		UserNS:   cfg.NewUserNS || joinsNamespace(s, specs.UserNamespace),
 		CgroupNS: cfg.NewCgroupNS,
 	}
+	// A new network namespace starts with lo down: bring it up, as runc
+	// does, while the init is still root with every capability. One joined
+	// by path is left as its owner set it up.
+	if i := newNetNSIndex(s); i >= 0 {
+		if err := loopbackUp(); err != nil {
+			return fmt.Errorf("linux.namespaces[%d] (network): bring up the loopback interface lo: %w", i, err)
+		}
+	}
 	if cfg.NewMountNS {
 		if err := rootfs.Prepare(rc); err != nil {
 			return err
@@ -121,6 +129,14 @@ func initContainer(cfg *InitConfig, w io.Writer, rd io.Reader) error {
 		return fmt.Errorf("root.path: chroot %s: %w", cfg.Rootfs, err)
 	} else if err := unix.Chdir("/"); err != nil {
 		return fmt.Errorf("chdir /: %w", err)
+	}
+	// A missing cwd is created (runc, docker's WORKDIR), now that "/" is
+	// the container's root, before the root is made read-only and before
+	// the user switch. Not for exec: a missing --cwd is an error there.
+	if p := s.Process; p != nil && p.Cwd != "" {
+		if err := createCwd(p.Cwd); err != nil {
+			return fmt.Errorf("process.cwd %q: create it in the container: %w", p.Cwd, err)
+		}
 	}
 	if cfg.NewUTSNS {
 		if s.Hostname != "" {
@@ -234,15 +250,27 @@ func finishProcess(cfg *InitConfig, w io.Writer, rd io.Reader, st *specs.State) 
 	if err := rlimit.Apply(0, p.Rlimits); err != nil {
 		return err
 	}
-	if err := identity.Switch(p.User); err != nil {
-		return fmt.Errorf("process.user: %w", err)
-	}
+	// The cwd is entered before the user switch, as runc does, so that a
+	// directory that the runtime's root may enter and the user may not
+	// (say /root) works; only when root is refused (EACCES, EPERM: a
+	// runtime without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, root
+	// squashed by NFS, a directory of an unmapped owner in a user
+	// namespace) is it tried again as the user, who may own it.
 	cwd := p.Cwd
 	if cwd == "" {
 		cwd = "/"
 	}
-	if err := unix.Chdir(cwd); err != nil {
-		return fmt.Errorf("process.cwd %q: %w", cwd, err)
+	cwdErr := unix.Chdir(cwd)
+	if cwdErr != nil && !errors.Is(cwdErr, unix.EACCES) && !errors.Is(cwdErr, unix.EPERM) {
+		return fmt.Errorf("process.cwd %q: %w", cwd, cwdErr)
+	}
+	if err := identity.Switch(p.User); err != nil {
+		return fmt.Errorf("process.user: %w", err)
+	}
+	if cwdErr != nil {
+		if err := unix.Chdir(cwd); err != nil {
+			return fmt.Errorf("process.cwd %q: %w", cwd, err)
+		}
 	}
 	// A cwd reached through a leaked fd would be outside the root: the
 	// kernel then reports it "(unreachable)" (CVE-2024-21626). unix.Getwd

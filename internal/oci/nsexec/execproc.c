@@ -459,11 +459,29 @@ static void switch_user(struct exec_plan *p)
 		umask((mode_t)p->umask);
 }
 
-/* change_dir is the chdir and the CVE-2024-21626 check of finishProcess */
-static void change_dir(struct exec_plan *p)
+/*
+ * enter_cwd is finishProcess's first chdir, before the user switch (as
+ * root, who may enter a directory that the user may not): it returns 1 when
+ * root was refused (EACCES, EPERM) and check_cwd must try again as the user,
+ * 0 when done; any other error fails.
+ */
+static int enter_cwd(struct exec_plan *p)
+{
+	if (chdir(p->cwd) == 0)
+		return 0;
+	if (errno == EACCES || errno == EPERM)
+		return 1;
+	fail(errno, "process.cwd %s", p->cwd_quoted);
+}
+
+/*
+ * check_cwd is the chdir again as the user when enter_cwd asked for it,
+ * then the CVE-2024-21626 check of finishProcess
+ */
+static void check_cwd(struct exec_plan *p, int retry)
 {
 	char wd[4096 + 1];
-	if (chdir(p->cwd) < 0)
+	if (retry && chdir(p->cwd) < 0)
 		fail(errno, "process.cwd %s", p->cwd_quoted);
 	/*
 	 * A cwd reached through a leaked fd lies outside the root: the kernel
@@ -662,6 +680,7 @@ static void apply_caps(struct exec_plan *p)
 void gantry_exec_run(struct exec_plan *p)
 {
 	char *path;
+	int cwd_retry;
 	/* every fd past the preserved ones closes on exec, the socket too */
 	if (syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
 		if (errno != EINVAL && errno != ENOSYS)
@@ -684,8 +703,9 @@ void gantry_exec_run(struct exec_plan *p)
 	if ((p->flags & EXEC_SECCOMP) && !(p->flags & EXEC_NNP))
 		install_seccomp(p);
 	set_rlimits(p);
+	cwd_retry = enter_cwd(p);
 	switch_user(p);
-	change_dir(p);
+	check_cwd(p, cwd_retry);
 	path = look_path(p);
 	apply_caps(p);
 	if ((p->flags & EXEC_NNP) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
