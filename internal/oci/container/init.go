@@ -163,6 +163,11 @@ func initContainer(cfg *InitConfig, w io.Writer, rd io.Reader) error {
 		}
 	}
 	tracef("init: pivoted and finalized")
+	// The container's process starts with umask 022 unless
+	// process.user.umask says otherwise (applied with the user), as runc
+	// gives it: not the umask of whoever ran create. An exec keeps its
+	// caller's, as runc's does.
+	unix.Umask(0o022)
 	return finishProcess(cfg, w, rd, st)
 }
 
