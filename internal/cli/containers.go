@@ -80,7 +80,7 @@ func statusLine(ctr *gantryv1.Container) string {
 		}
 		return s
 	case "running":
-		return "Up"
+		return upSince(ctr, time.Now())
 	case "paused":
 		return "Up (Paused)"
 	case "created":
