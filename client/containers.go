@@ -52,11 +52,20 @@ func (c *Client) ListContainers(ctx context.Context) ([]*gantryv1.Container, err
 	return resp.GetContainers(), nil
 }
 
-// LabelAutoRemove on a container (value "true") says that its client
-// removes it once it exits, as `gantry run --rm` does: gantryd then has
-// its shim delete it with the runtime as soon as it exits. It is the API's
-// gantryv1.LabelAutoRemove, which gantryd reads.
+// LabelAutoRemove on a container says that it is removed once it exits:
+// by its client (value AutoRemoveClient, "true", as a foreground `gantry
+// run --rm` does), or by gantryd itself when its task exits (value
+// AutoRemoveDetached, "detached", for `gantry run -d --rm`). Either way
+// gantryd has its shim delete it with the runtime as soon as it exits. It
+// is the API's gantryv1.LabelAutoRemove, which gantryd reads.
 const LabelAutoRemove = gantryv1.LabelAutoRemove
+
+// The values of LabelAutoRemove (gantryv1.AutoRemoveClient and
+// gantryv1.AutoRemoveDetached).
+const (
+	AutoRemoveClient   = gantryv1.AutoRemoveClient
+	AutoRemoveDetached = gantryv1.AutoRemoveDetached
+)
 
 // DeleteContainer removes a container, its task (force: even running),
 // bundle, log and snapshot (unless keepSnapshot).

@@ -66,7 +66,10 @@ func (c *containers) checkContainers(ctx context.Context) ([]finding, error) {
 			if t, err := c.tasks.Get(ns, r.ID); err == nil {
 				withTask[k] = true // a dead task's cgroup is gantry rm's to remove
 				if t.Dead() {
-					add("container", k, "its shim is gone and its exit status unknown (gantry rm removes it)", nil)
+					// gantryd cleans up after a dead shim as soon as it
+					// notices; one still here is being, or could not be,
+					// cleaned up.
+					add("container", k, "its shim is gone and cleaning up after it has not finished (gantry rm finishes it)", nil)
 				}
 			}
 			if r.SnapshotKey != "" {

@@ -41,10 +41,11 @@ import (
 const (
 	labelName  = "io.gantry.container.name"
 	labelStdin = "io.gantry.container.stdin"
-	// labelAutoRemove marks a container that its client removes once it
-	// exits (`gantry run --rm`): its shim deletes it with the runtime as
-	// soon as it exits, in parallel with the client learning of the exit.
-	// The client sets it, so the API defines it.
+	// labelAutoRemove marks a container that is removed once it exits:
+	// by its client ("true", `gantry run --rm`) or by gantryd itself
+	// ("detached", `gantry run -d --rm`; autoremove.go). Its shim deletes
+	// it with the runtime as soon as it exits, in parallel with the
+	// removal. The client sets it, so the API defines it.
 	labelAutoRemove = gantryv1.LabelAutoRemove
 	// labelDeleting marks a record whose delete has begun: a gantryd
 	// that dies during the delete finishes it at its next start.
@@ -86,6 +87,8 @@ type containers struct {
 	runtimeRoot  string // <state>/runtime
 
 	mu sync.Mutex // serializes create and delete (name uniqueness)
+
+	autoRm *autoRemover // removals of exited containers by gantryd
 }
 
 var _ services.Containers = (*containers)(nil)
@@ -137,24 +140,15 @@ func (c *containers) readLastExit(ns, id string) (lastExit, bool) {
 	return e, true
 }
 
-// restore reconnects the tasks of a previous gantryd and mounts the
-// bundles of every container again if needed.
+// restore reconnects the tasks of a previous gantryd (the exits of dead
+// shims reach taskExited), finishes or undoes what a crash interrupted,
+// mounts the bundles of every container again if needed, and then lets
+// the removals of exited containers that gantryd removes itself run:
+// those whose exit the tasks reported, and those that exited with no
+// task left (a removal a crash interrupted).
 func (c *containers) restore(ctx context.Context) error {
-	finished, err := c.tasks.Restore(ctx)
-	if err != nil {
+	if err := c.tasks.Restore(ctx); err != nil {
 		return fmt.Errorf("restore tasks: %w", err)
-	}
-	for _, f := range finished {
-		e := lastExit{Unknown: true}
-		if f.Exit != nil {
-			e = lastExit{ExitStatus: f.Exit.ExitStatus, ExitedAt: f.Exit.ExitedAt}
-		}
-		c.writeLastExit(f.Namespace, f.ID, e)
-		status := "unknown"
-		if !e.Unknown {
-			status = fmt.Sprint(e.ExitStatus)
-		}
-		c.publish(f.Namespace, task.TopicExit, f.ID, map[string]string{"exit_status": status})
 	}
 	c.reconcile(ctx)
 	nss, err := c.db.ListNamespaces(ctx)
@@ -167,6 +161,13 @@ func (c *containers) restore(ctx context.Context) error {
 			return err
 		}
 		for _, r := range recs {
+			if removedByDaemon(r) {
+				if _, err := c.tasks.Get(ns, r.ID); err != nil {
+					if _, exited := c.readLastExit(ns, r.ID); exited {
+						c.autoRemove(ns, r.ID)
+					}
+				}
+			}
 			if r.SnapshotKey == "" || incomplete(r) {
 				continue
 			}
@@ -185,6 +186,7 @@ func (c *containers) restore(ctx context.Context) error {
 			}
 		}
 	}
+	c.autoRemoveReady()
 	return nil
 }
 
@@ -367,7 +369,7 @@ func (c *containers) createContainer(ctx context.Context, ns string, req *gantry
 	}
 	task.Fault(task.FaultAfterSnapshotPrepare)
 	create := bundle.Create
-	if c.rmVolatile && labels[labelAutoRemove] == "true" {
+	if c.rmVolatile && deletedOnExit(labels) {
 		// Its writable layer is thrown away when it exits: not synced.
 		create = bundle.CreateVolatile
 	}
@@ -543,8 +545,23 @@ func (c *containers) DeleteContainer(ctx context.Context, ns string, req *gantry
 	if err != nil {
 		return nil, err
 	}
+	return c.deleteContainer(ctx, ns, r.ID, req)
+}
+
+// deleteContainer deletes container id as req says (its ref is not looked
+// at).
+func (c *containers) deleteContainer(ctx context.Context, ns, id string, req *gantryv1.DeleteContainerRequest) (*gantryv1.Container, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Read under the lock: another delete (a client's, or gantryd's own
+	// autoremove) may have removed it meanwhile.
+	r, err := c.db.GetContainer(ctx, ns, id)
+	if errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("no such container: %s: %w", req.GetRef(), errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
 	_, terr := c.tasks.Get(ns, r.ID)
 	var out *gantryv1.Container
 	if terr == nil && req.GetForce() {
@@ -670,7 +687,7 @@ func (c *containers) CreateTask(ctx context.Context, ns string, req *gantryv1.Cr
 	os.Remove(filepath.Join(c.dir(ns, r.ID), failedName))
 	t, err := c.tasks.Create(ctx, ns, r.ID, task.CreateOptions{
 		Bundle: dir, Runtime: r.Runtime, LogPath: c.logPath(ns, r.ID), Stdin: r.Labels[labelStdin] == "true",
-		DeleteOnExit: r.Labels[labelAutoRemove] == "true",
+		DeleteOnExit: deletedOnExit(r.Labels),
 		Start:        req.GetStart(), HoldOutput: req.GetHoldOutput(),
 	})
 	if err != nil {

@@ -232,22 +232,28 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case err = <-serveErr:
 		err = fmt.Errorf("serve on %s: %w", d.cfg.Address, err)
 	}
-	stopped := make(chan struct{})
-	go func() {
-		d.server.GracefulStop()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-time.After(shutdownTimeout):
-		d.logger.Warn("calls still running after the shutdown timeout; cancelling them", "timeout", shutdownTimeout)
-		d.server.Stop()
-		<-stopped
-	}
+	stopWithin(d.logger, "calls still running after the shutdown timeout; cancelling them", d.server.GracefulStop, d.server.Stop)
 	if cerr := d.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// stopWithin runs wait and gives it shutdownTimeout to return; then it
+// logs msg, calls force and waits for wait to return.
+func stopWithin(logger *slog.Logger, msg string, wait, force func()) {
+	done := make(chan struct{})
+	go func() {
+		wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(shutdownTimeout):
+		logger.Warn(msg, "timeout", shutdownTimeout)
+		force()
+		<-done
+	}
 }
 
 // Close stops the server if it runs, removes the socket and closes the

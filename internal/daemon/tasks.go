@@ -78,25 +78,30 @@ func (d *Daemon) openContainers() error {
 	if err != nil {
 		return err
 	}
-	tasks := task.New(task.Config{
+	img, ok := d.images.(*images)
+	if !ok {
+		return fmt.Errorf("containers: the image store is not internal/image")
+	}
+	d.ctrs = &containers{
+		db: d.db, sn: d.sn, images: img.svc, bus: d.bus, logger: d.logger,
+		bundles: filepath.Join(cfg.State, "bundles"), dataRoot: filepath.Join(cfg.Root, "containers"),
+		runtime: runtime, missing: missing, cgroupParent: cfg.CgroupParent, rmVolatile: cfg.RmRootfsVolatile, initConfig: cfg.Init,
+		shims: filepath.Join(cfg.State, "shims"), runtimeRoot: filepath.Join(cfg.State, "runtime"),
+		autoRm: newAutoRemover(),
+	}
+	d.ctrs.tasks = task.New(task.Config{
 		StateRoot:   filepath.Join(cfg.State, "shims"),
 		ShimBinary:  shimBin,
 		RuntimeRoot: filepath.Join(cfg.State, "runtime"),
 		Timeout:     runtimeTimeout,
 		CallTimeout: shimTimeout,
 		Publish:     publish,
+		Exited:      d.ctrs.taskExited,
 		Logger:      d.logger,
 	})
-	img, ok := d.images.(*images)
-	if !ok {
-		return fmt.Errorf("containers: the image store is not internal/image")
-	}
-	d.ctrs = &containers{
-		db: d.db, sn: d.sn, images: img.svc, tasks: tasks, bus: d.bus, logger: d.logger,
-		bundles: filepath.Join(cfg.State, "bundles"), dataRoot: filepath.Join(cfg.Root, "containers"),
-		runtime: runtime, missing: missing, cgroupParent: cfg.CgroupParent, rmVolatile: cfg.RmRootfsVolatile, initConfig: cfg.Init,
-		shims: filepath.Join(cfg.State, "shims"), runtimeRoot: filepath.Join(cfg.State, "runtime"),
-	}
+	// Closed first (closers run in reverse): removals under way finish
+	// before the event bus and the metadata close.
+	d.closers = append(d.closers, d.ctrs.closeAutoRemove)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	return d.ctrs.restore(ctx)

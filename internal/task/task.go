@@ -59,7 +59,31 @@ type Config struct {
 	CallTimeout time.Duration
 	// Publish receives the task events; may be nil.
 	Publish func(ns, topic, id string, attrs map[string]string)
-	Logger  *slog.Logger
+	// Exited, if set, is told of each exit of a task's init that the
+	// manager learns, once per task: from the shim's Wait (Gone false:
+	// the shim keeps the exit until the task is deleted), or when the
+	// task's shim was found dead and cleaned up (Gone true). It runs on
+	// the manager's goroutine, while the task's delete is held off, so
+	// it must not wait on the manager (a Delete of the same task would
+	// wait on it): record, or hand the work to another goroutine.
+	Exited func(Exit)
+	Logger *slog.Logger
+}
+
+// Exit is the exit of a task's init, as Config.Exited receives it.
+type Exit struct {
+	Namespace, ID string
+	// State is the final state: status stopped, the exit status, or
+	// ExitUnknown when the shim died without recording one (ExitedAt is
+	// then when gantryd noticed, or zero for a shim found dead at
+	// Restore, which may have died long before).
+	State State
+	// Gone: the task's shim was dead and has been cleaned up (the
+	// runtime's delete --force killed whatever of the container was left
+	// and removed its state): the manager forgets the task when Exited
+	// returns, so the exit is the caller's to keep; then /tasks/exit and
+	// /tasks/delete are published.
+	Gone bool
 }
 
 // CreateOptions describe one task.
@@ -109,10 +133,17 @@ type Task struct {
 	// started is the state right after a Create with Start.
 	started *State
 
-	mu   sync.Mutex
-	dead bool
-	exit *shim.ExitRecord // when dead: the durable record, if any
-	opts shim.Options
+	mu      sync.Mutex
+	dead    bool
+	exit    *shim.ExitRecord // when dead: the durable record, if any
+	noticed time.Time        // when dead: when gantryd noticed (zero at Restore)
+	opts    shim.Options
+
+	// delMu serializes the end of the task: the shim's Delete and the
+	// clean-up after a dead shim (reap), so that neither runs the
+	// runtime's delete for a task that the other has already ended (and
+	// whose id a new task may have taken).
+	delMu sync.Mutex
 }
 
 // DefaultCallTimeout bounds a call to a shim when neither CallTimeout nor
@@ -134,6 +165,9 @@ func New(cfg Config) *Manager {
 	if cfg.Publish == nil {
 		cfg.Publish = func(string, string, string, map[string]string) {}
 	}
+	if cfg.Exited == nil {
+		cfg.Exited = func(Exit) {}
+	}
 	return &Manager{cfg: cfg, tasks: map[string]*Task{}}
 }
 
@@ -149,26 +183,20 @@ func (m *Manager) RuntimeRoot(runtime string) string {
 	return filepath.Join(m.cfg.RuntimeRoot, filepath.Base(runtime))
 }
 
-// Finished is a task found dead at Restore and cleaned up: its container
-// exited (Exit nil: status unknown) while no shim was watching.
-type Finished struct {
-	Namespace, ID string
-	Exit          *shim.ExitRecord
-}
-
 // Restore finds the shims left by a previous gantryd: a live one is
-// reconnected and watched, a dead one is cleaned up (the runtime's
-// delete --force, its state directory removed) and returned.
-func (m *Manager) Restore(ctx context.Context) ([]Finished, error) {
+// reconnected and watched; a dead one is cleaned up (reap: the runtime's
+// delete --force, its state directory removed) and its exit handed to
+// Config.Exited. A dead one whose clean-up fails stays, dead, for Delete
+// to retry.
+func (m *Manager) Restore(ctx context.Context) error {
 	found, err := shim.Discover(m.cfg.StateRoot)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var done []Finished
 	for _, f := range found {
 		ns, id := filepath.Base(filepath.Dir(f.Dir)), filepath.Base(f.Dir)
+		t := &Task{Namespace: ns, ID: id, dir: f.Dir, client: shim.NewClient(f.Socket), m: m, opts: f.Options}
 		if f.Alive {
-			t := &Task{Namespace: ns, ID: id, dir: f.Dir, client: shim.NewClient(f.Socket), m: m, opts: f.Options}
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_, err := t.client.Connect(cctx)
 			cancel()
@@ -184,17 +212,16 @@ func (m *Manager) Restore(ctx context.Context) ([]Finished, error) {
 			if p, perr := os.FindProcess(f.ShimPid); perr == nil {
 				p.Signal(syscall.SIGKILL)
 			}
-			f.Alive = false
 		}
-		exit, err := shim.Cleanup(ctx, f)
-		if err != nil {
-			m.cfg.Logger.Warn("clean up dead shim", "namespace", ns, "id", id, "error", err)
-			continue
+		t.dead, t.exit = true, f.Exit
+		m.mu.Lock()
+		m.tasks[key(ns, id)] = t
+		m.mu.Unlock()
+		if err := m.reap(ctx, t); err != nil {
+			m.cfg.Logger.Warn("clean up dead shim; gantry rm retries", "namespace", ns, "id", id, "error", err)
 		}
-		m.cfg.Logger.Info("cleaned up dead shim", "namespace", ns, "id", id, "exit_known", exit != nil)
-		done = append(done, Finished{Namespace: ns, ID: id, Exit: exit})
 	}
-	return done, nil
+	return nil
 }
 
 // Create launches the shim of container ns/id, which creates the
@@ -287,28 +314,36 @@ func (m *Manager) Get(ns, id string) (*Task, error) {
 	return t, nil
 }
 
-// watch waits for the init's exit and publishes it; when the shim goes
-// away without answering, the task is marked dead.
+// watch waits for the init's exit and publishes it. The shim holds the
+// Wait's connection open until then, so a shim that dies closes it at
+// once (the kernel closes a dead process's sockets): the task is then
+// marked dead and cleaned up (died).
 func (m *Manager) watch(t *Task) {
 	for {
 		st, err := t.client.Wait(context.Background(), "")
 		if err == nil {
-			m.cfg.Publish(t.Namespace, TopicExit, t.ID, map[string]string{
-				"exit_status": strconv.Itoa(st.ExitStatus), "pid": strconv.Itoa(st.Pid),
-			})
+			s := fromShim(st)
+			m.cfg.Publish(t.Namespace, TopicExit, t.ID, exitAttrs(s))
+			m.cfg.Exited(Exit{Namespace: t.Namespace, ID: t.ID, State: s})
 			return
 		}
 		if errors.Is(err, errdefs.ErrNotFound) {
 			return
 		}
 		if !t.shimAlive() {
-			if t.markDead() {
-				m.cfg.Publish(t.Namespace, TopicExit, t.ID, map[string]string{"exit_status": "unknown"})
-			}
+			t.died()
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// exitAttrs are the attributes of a /tasks/exit event.
+func exitAttrs(s State) map[string]string {
+	if s.ExitUnknown {
+		return map[string]string{"exit_status": "unknown"}
+	}
+	return map[string]string{"exit_status": strconv.Itoa(s.ExitStatus), "pid": strconv.Itoa(s.Pid)}
 }
 
 // shimAlive tells whether the shim process still serves the task's
@@ -348,17 +383,74 @@ func (t *Task) markDead() bool {
 	if t.dead {
 		return false
 	}
-	t.dead = true
+	t.dead, t.noticed = true, time.Now().UTC()
 	if rec, ok, err := shim.ReadExit(t.dir); err == nil && ok {
 		t.exit = &rec
 	}
 	return true
 }
 
+// died records that the shim is gone and, the first time, cleans up after
+// it in the background (reap), as Restore does for a shim found dead.
+func (t *Task) died() {
+	if !t.markDead() {
+		return
+	}
+	go func() {
+		ctx, cancel := t.m.bound(context.Background())
+		defer cancel()
+		if err := t.m.reap(ctx, t); err != nil {
+			t.m.cfg.Logger.Warn("clean up after a dead shim; gantry rm retries", "namespace", t.Namespace, "id", t.ID, "error", err)
+		}
+	}()
+}
+
+// reap cleans up after the dead shim of t: the runtime's delete --force
+// (which kills what is left of the container, with its cgroup, and removes
+// the runtime's state), the shim's state directory removed. Then the exit
+// goes to Config.Exited (Gone), the task is forgotten, and /tasks/exit and
+// /tasks/delete are published. It is the one path for a dead shim,
+// whether Restore found it, a watcher or a call noticed it, or Delete
+// meets it; it does nothing for a task already ended (by Delete, or by an
+// earlier reap). A failed clean-up leaves the task, dead, for Delete to
+// retry.
+func (m *Manager) reap(ctx context.Context, t *Task) error {
+	t.delMu.Lock()
+	defer t.delMu.Unlock()
+	return m.reapLocked(ctx, t)
+}
+
+func (m *Manager) reapLocked(ctx context.Context, t *Task) error {
+	if !m.current(t) {
+		return nil
+	}
+	st, _ := t.deadState()
+	t.mu.Lock()
+	f := shim.Found{Dir: t.dir, Options: t.opts, Exit: t.exit}
+	t.mu.Unlock()
+	if _, err := shim.Cleanup(ctx, f); err != nil {
+		return err
+	}
+	m.cfg.Exited(Exit{Namespace: t.Namespace, ID: t.ID, State: st, Gone: true})
+	m.forget(t)
+	m.cfg.Publish(t.Namespace, TopicExit, t.ID, exitAttrs(st))
+	m.cfg.Publish(t.Namespace, TopicDelete, t.ID, map[string]string{"exit_status": exitAttrs(st)["exit_status"]})
+	m.cfg.Logger.Info("cleaned up after a dead shim", "namespace", t.Namespace, "id", t.ID, "exit_known", !st.ExitUnknown)
+	return nil
+}
+
+// current tells whether t is still the task the manager tracks for its
+// container.
+func (m *Manager) current(t *Task) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tasks[key(t.Namespace, t.ID)] == t
+}
+
 // check turns an unavailable shim into a dead task.
 func (t *Task) check(err error) error {
 	if err != nil && errors.Is(err, errdefs.ErrUnavailable) && !t.shimAlive() {
-		t.markDead()
+		t.died()
 		return fmt.Errorf("container %s: its shim is gone (the exit status is unknown): %w", t.ID, errdefs.ErrFailedPrecondition)
 	}
 	return err
@@ -371,7 +463,7 @@ func (t *Task) deadState() (State, bool) {
 	if !t.dead {
 		return State{}, false
 	}
-	st := State{ID: t.ID, Status: StatusStopped, ExitUnknown: true}
+	st := State{ID: t.ID, Status: StatusStopped, ExitUnknown: true, ExitedAt: t.noticed}
 	if t.exit != nil {
 		st.ExitUnknown, st.ExitStatus, st.ExitedAt, st.Pid = false, t.exit.ExitStatus, t.exit.ExitedAt, t.exit.Pid
 	}
@@ -453,7 +545,7 @@ func (t *Task) Wait(ctx context.Context, execID string) (State, error) {
 			return State{}, ctx.Err()
 		}
 		if errors.Is(err, errdefs.ErrUnavailable) && !t.shimAlive() {
-			t.markDead()
+			t.died()
 			continue
 		}
 		return State{}, err
@@ -598,6 +690,12 @@ func (m *Manager) Delete(ctx context.Context, ns, id, execID string, force bool)
 		st, err := t.client.Delete(ctx, execID, false)
 		return fromShim(st), t.check(err)
 	}
+	t.delMu.Lock()
+	defer t.delMu.Unlock()
+	if !m.current(t) {
+		// Ended meanwhile: deleted, or its dead shim cleaned up.
+		return State{}, fmt.Errorf("container %s has no task: %w", id, errdefs.ErrNotFound)
+	}
 	if _, dead := t.deadState(); !dead {
 		Fault(FaultBeforeShimDelete)
 		dctx, cancel := m.bound(ctx)
@@ -614,14 +712,11 @@ func (m *Manager) Delete(ctx context.Context, ns, id, execID string, force bool)
 		}
 	}
 	st, _ := t.deadState()
-	f := shim.Found{Dir: t.dir, Options: t.opts, Alive: false}
 	cctx, cancel := m.bound(ctx)
 	defer cancel()
-	if _, err := shim.Cleanup(cctx, f); err != nil {
+	if err := m.reapLocked(cctx, t); err != nil {
 		return State{}, err
 	}
-	m.forget(t)
-	m.cfg.Publish(ns, TopicDelete, id, map[string]string{"exit_status": "unknown"})
 	return st, nil
 }
 
@@ -636,10 +731,19 @@ func (m *Manager) List() []*Task {
 	return out
 }
 
-// Dead reports whether the task's shim is known to be gone.
+// Dead reports whether the task's shim is gone. A shim not yet known
+// dead is looked at (its process); one found gone is cleaned up in the
+// background, as a watcher would (a shim killed after its init exited has
+// no Wait in flight to notice it).
 func (t *Task) Dead() bool {
-	_, dead := t.deadState()
-	return dead
+	if _, dead := t.deadState(); dead {
+		return true
+	}
+	if t.shimAlive() {
+		return false
+	}
+	t.died()
+	return true
 }
 
 // kindError gives an error a kind from errdefs without changing its text.

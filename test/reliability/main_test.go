@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	gantryv1 "github.com/gantry-project/gantry/api/gantry/v1"
+	"github.com/gantry-project/gantry/client"
 	"github.com/gantry-project/gantry/test/clients"
 	"github.com/gantry-project/gantry/test/testbin"
 	"github.com/gantry-project/gantry/test/testcgroup"
@@ -254,11 +257,13 @@ func (e *env) waitFor(what string, cond func() bool) {
 }
 
 type psEntry struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	State    string `json:"state"`
-	Status   string `json:"status"`
-	ExitCode *int   `json:"exitCode"`
+	ID       string     `json:"id"`
+	Name     string     `json:"name"`
+	State    string     `json:"state"`
+	Status   string     `json:"status"`
+	ExitCode *int       `json:"exitCode"`
+	Pid      int        `json:"pid"`
+	ExitedAt *time.Time `json:"exitedAt"`
 }
 
 // ps returns the containers by name.
@@ -490,4 +495,52 @@ func (e *env) restartAfterFault(t *testing.T, point, name string, want []string)
 		t.Errorf("after the restart the container is %q (%+v), want one of %v", got, p, want)
 	}
 	return got, exists
+}
+
+// client returns a Go client of gantryd, closed when the test ends.
+func (e *env) client() *client.Client {
+	e.t.Helper()
+	c, err := client.New(e.sock)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// awaitEvents replays the events of container id that gantryd holds with
+// a sequence above since, then follows the new ones, until it has seen
+// every topic of want; it returns the last event of each topic seen. It
+// fails the test after a minute (a bound for a hang).
+func (e *env) awaitEvents(id string, since uint64, want ...string) map[string]*gantryv1.Event {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got := map[string]*gantryv1.Event{}
+	errDone := errors.New("seen all")
+	err := e.client().Subscribe(ctx, []string{"id=" + id}, since, false, func(ev *gantryv1.Event) error {
+		got[ev.GetTopic()] = ev
+		for _, w := range want {
+			if got[w] == nil {
+				return nil
+			}
+		}
+		return errDone
+	})
+	if !errors.Is(err, errDone) {
+		seen := slices.Sorted(maps.Keys(got))
+		e.t.Fatalf("events of %s: want %v, saw %v (%v)", id, want, seen, err)
+	}
+	return got
+}
+
+// runs tells whether pid is a live process (not a zombie) whose command
+// line contains cmd, so that a reused pid does not count.
+func runs(pid int, cmd string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(cmd)) {
+		return false
+	}
+	st, _ := procState(pid)
+	return st != "" && st != "Z"
 }

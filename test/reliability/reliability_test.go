@@ -307,27 +307,58 @@ func TestRuntimeHang(t *testing.T) {
 	}
 }
 
-// TestShimKilledLeavesNothing: kill -9 of a shim; its container is
-// reported stopped with the exit status unknown, system check names it,
-// and after rm nothing is left.
+// TestShimKilledLeavesNothing: kill -9 of a shim while gantryd runs.
+// gantryd notices (its watcher's Wait connection to the shim closes) and
+// does what its start-up does for a shim found dead: the container's
+// process is killed and the runtime's state of it deleted; the container
+// shows exited, exit status unknown, at the time gantryd noticed;
+// /tasks/exit (unknown) and /tasks/delete are published; system check
+// finds nothing; stop, then rm, work and leave nothing.
 func TestShimKilledLeavesNothing(t *testing.T) {
 	e := newEnv(t)
-	e.mustGantry("run", "-d", "--name", "orphan", "busybox", "sleep", "100")
+	id := strings.TrimSpace(e.mustGantry("run", "-d", "--name", "orphan", "busybox", "sleep", "1000"))
+	p := e.ps()["orphan"]
+	if p.State != "running" || !runs(p.Pid, "sleep") {
+		t.Fatalf("orphan: %+v, want running with a live sleep", p)
+	}
+	pid := p.Pid
 	pids := shimsOf(e.dir)
 	if len(pids) != 1 {
 		t.Fatalf("shims: %v, want one", pids)
 	}
+	killed := time.Now()
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("orphan reported stopped", func() bool { return e.ps()["orphan"].State == "stopped" })
-	if p := e.ps()["orphan"]; p.ExitCode != nil {
-		t.Errorf("orphan: exit code %d, want unknown", *p.ExitCode)
+	e.waitFor("the container's process killed", func() bool { return !runs(pid, "sleep") })
+	e.waitFor("orphan reported exited", func() bool { return e.ps()["orphan"].State == "exited" })
+	p = e.ps()["orphan"]
+	if p.ExitCode != nil || !strings.HasPrefix(p.Status, "Exited (unknown)") {
+		t.Errorf("orphan: %+v, want exited with the exit status unknown", p)
 	}
-	out, code := e.systemCheck()
-	if code == 0 || !strings.Contains(out, "shim is gone") {
-		t.Errorf("system check with a dead shim: exit %d\n%s\nwant a problem naming it", code, out)
+	// The clock's own slack aside, the exit is dated when gantryd noticed.
+	if p.ExitedAt == nil || p.ExitedAt.Before(killed.Add(-time.Second)) {
+		t.Errorf("orphan: exited at %v, want the time gantryd noticed (the kill was at %v)", p.ExitedAt, killed)
 	}
+	evs := e.awaitEvents(id, 1, "/tasks/exit", "/tasks/delete")
+	if st := evs["/tasks/exit"].GetAttributes()["exit_status"]; st != "unknown" {
+		t.Errorf("/tasks/exit exit_status %q, want unknown", st)
+	}
+	for _, left := range []string{filepath.Join(e.state, "runtime", "gantry-oci", id), filepath.Join(e.state, "shims", "default", id)} {
+		if _, err := os.Stat(left); err == nil {
+			t.Errorf("%s left after the shim died", left)
+		}
+	}
+	if cg := testcgroup.Under(e.cgroupParent); len(cg) > 0 {
+		t.Errorf("cgroups left after the shim died: %v", cg)
+	}
+	if out, code := e.systemCheck(); code != 0 {
+		t.Errorf("system check after the shim died: exit %d\n%s", code, out)
+	}
+	if _, errOut, code := e.gantry("exec", "orphan", "true"); code == 0 || !strings.Contains(errOut, "not running") {
+		t.Errorf("exec into orphan: exit %d, %q; want refused as not running", code, errOut)
+	}
+	e.mustGantry("stop", "orphan")
 	e.mustGantry("rm", "orphan")
 	e.assertClean()
 }

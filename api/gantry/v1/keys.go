@@ -3,11 +3,26 @@ package gantryv1
 // The string keys of the API that clients and gantryd share, written by
 // hand (a .proto cannot hold a string constant).
 
-// LabelAutoRemove on a container (value "true") says that its client
-// removes it once it exits, as `gantry run --rm` does: gantryd then has its
-// shim delete it with the runtime as soon as it exits, in parallel with the
-// client learning of the exit.
+// LabelAutoRemove on a container says that it is removed once it exits.
+// Its value says by whom:
+//
+//   - AutoRemoveClient ("true"): its client removes it, as a foreground
+//     `gantry run --rm` does once it has the exit status;
+//   - AutoRemoveDetached ("detached"): gantryd removes it itself when its
+//     task exits (the whole delete: task, bundle, snapshot, record, with
+//     the events of a delete), also when it exited while gantryd was down
+//     (at gantryd's next start), as `gantry run -d --rm` needs: nobody
+//     waits for it.
+//
+// With either value gantryd has its shim delete it with the runtime as
+// soon as it exits, in parallel with whoever learns of the exit.
 const LabelAutoRemove = "io.gantry.container.autoremove"
+
+// The values of LabelAutoRemove.
+const (
+	AutoRemoveClient   = "true"
+	AutoRemoveDetached = "detached"
+)
 
 // MetadataNamespace is the gRPC metadata key that names a call's namespace
 // (one value; none means "default").
