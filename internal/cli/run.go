@@ -278,9 +278,6 @@ func newRunCommand(a *app) *cobra.Command {
 		Short: "Create and start a container",
 		Args:  args(1, -1, "an image and an optional command"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			if detach && rm {
-				return usageError{errors.New("--rm and -d together are not supported")}
-			}
 			req, err := f.request(cmd, argv)
 			if err != nil {
 				return err
@@ -289,7 +286,12 @@ func newRunCommand(a *app) *cobra.Command {
 				if req.Labels == nil {
 					req.Labels = map[string]string{}
 				}
-				req.Labels[client.LabelAutoRemove] = "true"
+				// In the foreground this CLI removes it once it has all
+				// the output; detached, gantryd removes it when it exits.
+				req.Labels[client.LabelAutoRemove] = client.AutoRemoveClient
+				if detach {
+					req.Labels[client.LabelAutoRemove] = client.AutoRemoveDetached
+				}
 			}
 			c, err := a.client()
 			if err != nil {
