@@ -383,8 +383,19 @@ func (c *containers) createContainer(ctx context.Context, ns string, req *gantry
 		Memory: o.GetMemory(), CPUs: o.GetCpus(), PidsLimit: o.GetPidsLimit(), NetworkMode: o.GetNetwork(),
 		Mounts: mounts, Init: initBin,
 	}
+	hostNetwork := o.GetNetwork() == "host"
 	if sopts.Hostname == "" {
 		sopts.Hostname = id[:min(12, len(id))]
+		if hostNetwork {
+			// docker's: the host's name with the host's network.
+			if h, err := os.Hostname(); err == nil && h != "" {
+				sopts.Hostname = h
+			}
+		}
+	}
+	if sopts.EtcFiles, err = writeEtcFiles(c.dir(ns, id), sopts.Hostname, hostNetwork); err != nil {
+		undo()
+		return nil, err
 	}
 	if o.GetEntrypointSet() {
 		sopts.Entrypoint = append([]string{}, o.GetEntrypoint()...)
@@ -410,10 +421,6 @@ func (c *containers) createContainer(ctx context.Context, ns string, req *gantry
 	if rec.Spec, err = json.Marshal(spec); err != nil {
 		undo()
 		return nil, fmt.Errorf("encode spec of %s: %w", id, err)
-	}
-	if err := os.MkdirAll(c.dir(ns, id), 0o700); err != nil {
-		undo()
-		return nil, fmt.Errorf("create container directory: %w", err)
 	}
 	if err := c.db.PutContainer(ctx, ns, rec); err != nil {
 		undo()

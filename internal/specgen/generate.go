@@ -52,6 +52,9 @@ type Options struct {
 	Hostname string
 	// ReadOnly makes the root filesystem read-only.
 	ReadOnly bool
+	// EtcFiles are bind-mounted on /etc/hostname, /etc/hosts and
+	// /etc/resolv.conf (a user's mount on one of them wins).
+	EtcFiles EtcFiles
 	// Privileged gives every capability, no seccomp filter, no masked or
 	// read-only paths, all devices and a writable /sys.
 	Privileged bool
@@ -97,7 +100,7 @@ func Generate(img ocispec.Image, lookup RootfsLookup, opts Options) (*specs.Spec
 	if err != nil {
 		return nil, err
 	}
-	mounts := mergeMounts(defaultMounts(opts.Privileged), withTmpfsDefaults(opts.Mounts))
+	mounts := mergeMounts(append(defaultMounts(opts.Privileged), etcMounts(opts.EtcFiles, opts.ReadOnly)...), withTmpfsDefaults(opts.Mounts))
 	if opts.Init != "" {
 		args = append([]string{InitPath, "--"}, args...) // UserArgs undoes this
 		mounts = append(mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: opts.Init,
@@ -339,6 +342,25 @@ func mergeMounts(defaults, extra []specs.Mount) []specs.Mount {
 		}
 	}
 	return append(out, extra...)
+}
+
+// etcMounts are the bind mounts of the EtcFiles that are set, read-only
+// with a read-only root filesystem (as docker mounts them).
+func etcMounts(f EtcFiles, readOnly bool) []specs.Mount {
+	mode := "rw"
+	if readOnly {
+		mode = "ro"
+	}
+	var out []specs.Mount
+	for _, m := range []struct{ dst, src string }{
+		{"/etc/hostname", f.Hostname}, {"/etc/hosts", f.Hosts}, {"/etc/resolv.conf", f.ResolvConf},
+	} {
+		if m.src != "" {
+			out = append(out, specs.Mount{Destination: m.dst, Type: "bind", Source: m.src,
+				Options: []string{"rbind", "rprivate", "nosuid", "nodev", mode}})
+		}
+	}
+	return out
 }
 
 // tmpfsDefaults are docker's options of a --tmpfs mount.
