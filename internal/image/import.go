@@ -179,7 +179,7 @@ func (s *Service) Import(ctx context.Context, ns string, r io.Reader, opts Impor
 		}
 		img.Blobs = uniq(append([]digest.Digest{img.Target.Digest}, r.Blobs()...))
 		img.Snapshots = r.ChainIDs
-		if err := s.DB.PutImage(ctx, ns, img); err != nil {
+		if err := s.putImage(ctx, ns, img); err != nil {
 			return nil, fmt.Errorf("import %s: %w", img.Name, err)
 		}
 		got, err := s.DB.GetImage(ctx, ns, img.Name)

@@ -181,7 +181,7 @@ func (s *Service) Pull(ctx context.Context, ns, ref string, opts remote.Options)
 		return metadata.Image{}, err
 	}
 	img := metadata.Image{Name: name, Target: target, Blobs: uniq(append([]digest.Digest{target.Digest}, r.Blobs()...)), Snapshots: r.ChainIDs}
-	if err := s.DB.PutImage(ctx, ns, img); err != nil {
+	if err := s.putImage(ctx, ns, img); err != nil {
 		return metadata.Image{}, fmt.Errorf("pull %s: %w", name, err)
 	}
 	return s.DB.GetImage(ctx, ns, name)

@@ -193,6 +193,25 @@ func (s *Service) get(ctx context.Context, ns, name string) (metadata.Image, err
 	return img, err
 }
 
+// putImage records img, and when it replaces an image of the same name
+// with another target (a pull or import of a newer image, a tag moved),
+// collects what the old one alone referenced, as Remove does: otherwise
+// its blobs and snapshots would stay until `gantry system prune`, and
+// `gantry system check` would report them after an ordinary command.
+func (s *Service) putImage(ctx context.Context, ns string, img metadata.Image) error {
+	prev, err := s.DB.GetImage(ctx, ns, img.Name)
+	replaced := err == nil && prev.Target.Digest != img.Target.Digest
+	if err := s.DB.PutImage(ctx, ns, img); err != nil {
+		return err
+	}
+	if replaced {
+		if _, err := s.DB.GarbageCollect(ctx, s.Content, s.Snapshotter, false); err != nil {
+			return fmt.Errorf("collect what the image it replaced referenced: %w", err)
+		}
+	}
+	return nil
+}
+
 // Tag makes dst name the same image as src.
 func (s *Service) Tag(ctx context.Context, ns, src, dst string) (metadata.Image, error) {
 	img, err := s.get(ctx, ns, src)
@@ -204,7 +223,7 @@ func (s *Service) Tag(ctx context.Context, ns, src, dst string) (metadata.Image,
 		return metadata.Image{}, fmt.Errorf("tag %s as %s: %w", src, dst, err)
 	}
 	img.Name = name
-	if err := s.DB.PutImage(ctx, ns, img); err != nil {
+	if err := s.putImage(ctx, ns, img); err != nil {
 		return metadata.Image{}, fmt.Errorf("tag %s as %s: %w", src, name, err)
 	}
 	return s.DB.GetImage(ctx, ns, name)
