@@ -82,7 +82,7 @@ func statusLine(ctr *gantryv1.Container) string {
 	case "running":
 		return upSince(ctr, time.Now())
 	case "paused":
-		return "Up (Paused)"
+		return upSince(ctr, time.Now()) + " (Paused)"
 	case "created":
 		return "Created"
 	}
@@ -438,9 +438,22 @@ func newRmCommand(a *app) *cobra.Command {
 		Short:   "Remove containers",
 		Args:    args(1, -1, "at least one container"),
 		RunE: func(cmd *cobra.Command, refs []string) error {
-			return a.eachRef(refs, func(c *client.Client, ref string) error {
-				_, err := c.DeleteContainer(cmd.Context(), ref, force, false)
-				return err
+			return a.withClient(func(c *client.Client) error {
+				var errs []error
+				for _, ref := range refs {
+					_, err := c.DeleteContainer(cmd.Context(), ref, force, false)
+					switch {
+					case err == nil:
+						fmt.Fprintln(a.stdio.Out, ref)
+					case force && errors.Is(err, client.ErrNotFound):
+						// As docker's rm -f: said, but not a failure
+						// (the container is gone either way).
+						fmt.Fprintln(a.stdio.Err, "gantry: "+errorLine(err, a.address))
+					default:
+						errs = append(errs, err)
+					}
+				}
+				return errors.Join(errs...)
 			})
 		},
 	}

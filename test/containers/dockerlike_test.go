@@ -181,3 +181,19 @@ func statsRowOf(out, name string, ok func([]string) bool) bool {
 	}
 	return false
 }
+
+// TestRmForceMissing: `rm -f` of a container that does not exist says so
+// on stderr but succeeds (the container is gone either way), as docker's;
+// `rm` without -f fails.
+func TestRmForceMissing(t *testing.T) {
+	e := newEnv(t)
+	e.mustGantry("run", "-d", "--name", "here", "busybox", "sleep", "100")
+	out, errOut, code := e.gantry("rm", "-f", "nosuch", "here")
+	if code != 0 || out != "here\n" || !strings.Contains(errOut, "nosuch") {
+		t.Errorf("rm -f nosuch here: exit %d, stdout %q, stderr %q; want 0, here, a line about nosuch", code, out, errOut)
+	}
+	if _, errOut, code := e.gantry("rm", "nosuch"); code != 1 || !strings.Contains(errOut, "nosuch") {
+		t.Errorf("rm nosuch: exit %d, stderr %q; want 1 and a line about nosuch", code, errOut)
+	}
+	e.assertClean()
+}
