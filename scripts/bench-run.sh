@@ -84,14 +84,13 @@ done
 # Short: unix socket paths are limited to 108 bytes.
 work="$(mktemp -d /tmp/gbr.XXXXXX)"
 tag="gbr$$"                     # names this run's containers and cgroups
-gns="$tag"                      # gantry namespace: cgroups /gantry/$gns-ID
+gns="$tag"                      # gantry namespace
+gantry_cg="gantry-bench-$$"     # gantryd's cgroup_parent: cgroups /$gantry_cg/$gns-ID
 ctr_cg="gantry-bench-ctr-$$"    # containerd: cgroups /$ctr_cg/ID
 pod_cg="gantry-bench-podman-$$" # podman: --cgroup-parent /$pod_cg
 image_ref="localhost/gantry-busybox:latest"
 run_dir_existed=0
 [[ -e /run/containerd ]] && run_dir_existed=1
-gantry_cg_existed=0
-[[ -d /sys/fs/cgroup/memory/gantry ]] && gantry_cg_existed=1
 gantryd_pid=""
 based_pid=""
 containerd_pid=""
@@ -180,12 +179,9 @@ cleanup() {
 	# Shims, conmons and anything else started with our directory in its
 	# command line; then whatever is left in our containers' cgroups.
 	for p in $(pids_mentioning "$work"); do kill -9 "$p" 2>/dev/null; done
-	kill_cgroups "gantry/$gns-*"
+	kill_cgroups "$gantry_cg"
 	kill_cgroups "$ctr_cg"
 	kill_cgroups "$pod_cg"
-	if ((!gantry_cg_existed)); then
-		rmdir /sys/fs/cgroup/*/gantry /sys/fs/cgroup/gantry 2>/dev/null
-	fi
 	unmount_below "$work"
 	if ((!run_dir_existed)); then
 		rmdir /run/containerd/s /run/containerd 2>/dev/null
@@ -212,7 +208,7 @@ start_gantryd() {
 	local b="$1" d="$2" cli="$3" started_pid extra=""
 	mkdir -p "$d/etc"
 	[[ "$d" == "$work/g" ]] && extra="${BENCH_GANTRYD_TOML:-}"
-	printf 'log_level = "info"\n%s\n[registry]\nconfig_dir = "%s"\n' "$extra" "$d/etc" >"$d/gantryd.toml"
+	printf 'log_level = "info"\ncgroup_parent = "/%s"\n%s\n[registry]\nconfig_dir = "%s"\n' "$gantry_cg" "$extra" "$d/etc" >"$d/gantryd.toml"
 	"$b/gantryd" --root "$d/root" --state "$d/state" \
 		--address "$d/state/gantryd.sock" --config "$d/gantryd.toml" \
 		</dev/null >"$d/gantryd.log" 2>&1 &
