@@ -88,26 +88,9 @@ func (g *generator) eelemFunc(t reflect.Type) (string, error) {
 
 // ewrap returns the call of encPtr, encSlice or encMap for a t at ptr.
 func (g *generator) ewrap(t reflect.Type, ptr string) (string, error) {
-	var helper string
-	switch t.Kind() {
-	case reflect.Pointer:
-		helper = "encPtr"
-	case reflect.Slice:
-		helper = "encSlice"
-	case reflect.Map:
-		helper = "encMap"
-		k := t.Key()
-		if k.Kind() != reflect.String {
-			return "", fmt.Errorf("type %v: map keys of kind %v are not supported", t, k.Kind())
-		}
-		if err := check(k); err != nil {
-			return "", err
-		}
-		if _, err := g.typeExpr(k); err != nil {
-			return "", err
-		}
-	default:
-		return "", fmt.Errorf("type %v: kind %v has no wrapper", t, t.Kind())
+	helper, err := g.wrapper(t, "enc")
+	if err != nil {
+		return "", err
 	}
 	elem, err := g.eelemFunc(t.Elem())
 	if err != nil {

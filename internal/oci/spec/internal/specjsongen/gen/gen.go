@@ -324,14 +324,26 @@ func (g *generator) call(t reflect.Type, ptr string) (string, error) {
 
 // wrap returns the call of decPtr, decSlice or decMap for a t at ptr.
 func (g *generator) wrap(t reflect.Type, ptr string) (string, error) {
-	var helper string
+	helper, err := g.wrapper(t, "dec")
+	if err != nil {
+		return "", err
+	}
+	elem, err := g.elemFunc(t.Elem())
+	if err != nil {
+		return "", fmt.Errorf("type %v: %w", t, err)
+	}
+	return helper + "(d, " + ptr + ", " + elem + ")", nil
+}
+
+// wrapper names the helper, prefix + "Ptr", "Slice" or "Map", that
+// decodes or encodes a pointer, slice or map t, checking a map's key type.
+func (g *generator) wrapper(t reflect.Type, prefix string) (string, error) {
 	switch t.Kind() {
 	case reflect.Pointer:
-		helper = "decPtr"
+		return prefix + "Ptr", nil
 	case reflect.Slice:
-		helper = "decSlice"
+		return prefix + "Slice", nil
 	case reflect.Map:
-		helper = "decMap"
 		k := t.Key()
 		if k.Kind() != reflect.String {
 			return "", fmt.Errorf("type %v: map keys of kind %v are not supported", t, k.Kind())
@@ -342,12 +354,9 @@ func (g *generator) wrap(t reflect.Type, ptr string) (string, error) {
 		if _, err := g.typeExpr(k); err != nil {
 			return "", err
 		}
+		return prefix + "Map", nil
 	}
-	elem, err := g.elemFunc(t.Elem())
-	if err != nil {
-		return "", fmt.Errorf("type %v: %w", t, err)
-	}
-	return helper + "(d, " + ptr + ", " + elem + ")", nil
+	return "", fmt.Errorf("type %v: kind %v has no wrapper", t, t.Kind())
 }
 
 // emit writes the function of t.
