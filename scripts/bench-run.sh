@@ -118,6 +118,10 @@ pids_mentioning() {
 kill_cgroups() {
 	local tops d p i
 	tops=$(find /sys/fs/cgroup/*/ -mindepth 1 -maxdepth 3 -type d -path "/sys/fs/cgroup/*/$1" 2>/dev/null || true)
+	# On a pure cgroup v2 host the cgroup is /sys/fs/cgroup/$1 itself.
+	for d in /sys/fs/cgroup/$1; do
+		[[ -d "$d" ]] && tops="$tops $d"
+	done
 	[[ -n "$tops" ]] || return 0
 	for d in $(find $tops -type d 2>/dev/null | awk '{print length, $0}' | sort -rn | cut -d' ' -f2-); do
 		[[ -e "$d/freezer.state" ]] && { echo THAWED >"$d/freezer.state"; } 2>/dev/null

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gantryv1 "github.com/gantry-project/gantry/api/gantry/v1"
@@ -41,6 +42,16 @@ func processStart(pid int32) (time.Time, bool) {
 	if err != nil {
 		return time.Time{}, false
 	}
+	boot, ok := bootTime()
+	if !ok {
+		return time.Time{}, false
+	}
+	return boot.Add(time.Duration(ticks) * time.Second / clockTicks), true
+}
+
+// bootTime is when the machine booted, from /proc/stat's btime, read once
+// per CLI process (ps asks it for every container).
+var bootTime = sync.OnceValues(func() (time.Time, bool) {
 	procStat, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return time.Time{}, false
@@ -51,11 +62,11 @@ func processStart(pid int32) (time.Time, bool) {
 			if err != nil {
 				return time.Time{}, false
 			}
-			return time.Unix(boot, 0).Add(time.Duration(ticks) * time.Second / clockTicks), true
+			return time.Unix(boot, 0), true
 		}
 	}
 	return time.Time{}, false
-}
+})
 
 // upSince is docker's "Up ..." for a running container: how long its
 // process has run, when the CLI can tell, as docker words durations.

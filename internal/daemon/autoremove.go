@@ -53,9 +53,10 @@ func newAutoRemover() *autoRemover {
 // taskExited is told of each exit that task.Manager learns
 // (task.Config.Exited). The exit of a task that is gone (its shim died and
 // was cleaned up) is kept in the container's exit.json; a container that
-// gantryd removes on exit is removed. The manager calls it while it holds
-// the task's delete, so it only reads the record and writes a file: the
-// removal runs on its own goroutine.
+// gantryd removes on exit is removed. The manager calls it on its own
+// goroutine (for a dead shim, while it holds the task's delete), so it
+// only reads the record and writes a file: the removal runs on a
+// goroutine of its own.
 func (c *containers) taskExited(e task.Exit) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -461,7 +461,7 @@ func specMounts(o *gantryv1.ContainerOptions) ([]specs.Mount, error) {
 		if !filepath.IsAbs(dst) {
 			return nil, fmt.Errorf("tmpfs %q: not an absolute path: %w", dst, errdefs.ErrInvalidArgument)
 		}
-		opts := []string{"nosuid", "nodev", "mode=1777"}
+		opts := []string{"mode=1777"} // specgen adds docker's noexec,nosuid,nodev
 		if opt != "" {
 			opts = append(opts, strings.Split(opt, ",")...)
 		}

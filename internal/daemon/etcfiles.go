@@ -39,9 +39,12 @@ func writeEtcFiles(dir, hostname string, hostNetwork bool) (specgen.EtcFiles, er
 		}
 		return data, nil
 	}
-	hosts, err := read(hostHostsPath)
-	if err != nil {
-		return specgen.EtcFiles{}, err
+	var hosts []byte
+	if hostNetwork { // otherwise HostsFile does not use it
+		var err error
+		if hosts, err = read(hostHostsPath); err != nil {
+			return specgen.EtcFiles{}, err
+		}
 	}
 	resolv, err := read(hostResolvPath)
 	if err != nil {

@@ -39,8 +39,7 @@ func testRuntime(t *testing.T) string {
 	if err := testbin.Build(dir, "gantry-oci"); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "gantry-oci")
-	return out
+	return filepath.Join(dir, "gantry-oci")
 }
 
 func TestLifecycleAgainstRuntime(t *testing.T) {

@@ -102,7 +102,7 @@ func Generate(img ocispec.Image, lookup RootfsLookup, opts Options) (*specs.Spec
 	}
 	mounts := mergeMounts(append(defaultMounts(opts.Privileged), etcMounts(opts.EtcFiles, opts.ReadOnly)...), withTmpfsDefaults(opts.Mounts))
 	if opts.Init != "" {
-		args = append([]string{InitPath, "--"}, args...) // UserArgs undoes this
+		args = append([]string{InitPath, "--"}, args...) // gantryv1.UserArgs undoes this
 		mounts = append(mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: opts.Init,
 			Options: []string{"bind", "ro", "nosuid", "nodev"}})
 	}

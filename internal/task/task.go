@@ -63,9 +63,10 @@ type Config struct {
 	// manager learns, once per task: from the shim's Wait (Gone false:
 	// the shim keeps the exit until the task is deleted), or when the
 	// task's shim was found dead and cleaned up (Gone true). It runs on
-	// the manager's goroutine, while the task's delete is held off, so
-	// it must not wait on the manager (a Delete of the same task would
-	// wait on it): record, or hand the work to another goroutine.
+	// the manager's goroutine (for a dead shim, while the task's delete is
+	// held off), so it must not wait on the manager (a Delete of the same
+	// task would wait on it): record, or hand the work to another
+	// goroutine.
 	Exited func(Exit)
 	Logger *slog.Logger
 }

@@ -308,7 +308,7 @@ func List(t testing.TB) []string {
 // cgroupDirs returns the host directories that may hold the cgroup of
 // container id (v1 controllers and the v2 mount).
 // safeID reports whether id can be used as a path element in the clean-up:
-// "..", "." or an id with a "/" would turn "/sys/fs/cgroup/*/gantry-test/ID"
+// "..", "." or an id with a "/" would turn "/sys/fs/cgroup/*/<CgroupParent>/ID"
 // into a host cgroup whose processes the clean-up would kill.
 func safeID(id string) bool {
 	return id != "" && id != "." && id != ".." && !strings.ContainsAny(id, "/\x00") && !strings.Contains(id, "..")

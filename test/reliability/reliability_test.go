@@ -203,8 +203,9 @@ func TestFaultPoints(t *testing.T) {
 	hang := hangRuntime(t, "start")
 	for _, tc := range cases {
 		t.Run(tc.point, func(t *testing.T) {
+			parent := e.t
 			e.t = t
-			defer func() { e.t = t }()
+			defer func() { e.t = parent }()
 			e.stop()
 			e.extraEnv = []string{task.FaultEnv + "=" + tc.point}
 			e.start()

@@ -31,8 +31,9 @@ func TestFaultPointsRunDetached(t *testing.T) {
 				name = "fg-" + tc.point
 			}
 			t.Run(name, func(t *testing.T) {
+				parent := e.t
 				e.t = t
-				defer func() { e.t = t }()
+				defer func() { e.t = parent }()
 				e.stop()
 				e.extraEnv = []string{task.FaultEnv + "=" + tc.point}
 				e.start()

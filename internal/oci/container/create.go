@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -265,9 +264,8 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 		}
 	}
 	// The state is encoded and written beside state.json now, while the
-	// init's Go runtime starts (the first JSON encoding of a spec builds
-	// encoding/json's caches, ~0.5 ms, and the write may wait for the
-	// disk); it becomes the state once the init is ready.
+	// init's Go runtime starts (the write may wait for the disk); it
+	// becomes the state once the init is ready.
 	c := &state.Container{
 		ID:           o.ID,
 		Pid:          pid,
@@ -283,7 +281,9 @@ func (r *Runtime) create(ctx context.Context, cr *creation, o CreateOptions, s *
 	if cr.cg != nil {
 		c.CgroupPaths = cr.cg.Paths()
 	}
-	stateJSON, err := json.Marshal(c)
+	// What json.Marshal(c) returns, without its second pass over the bytes
+	// (as state.Store.Save).
+	stateJSON, err := c.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
 	}

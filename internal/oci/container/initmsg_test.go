@@ -220,4 +220,13 @@ func TestInitMessageMalformed(t *testing.T) {
 	if _, err := readFrame(bytes.NewReader(huge)); err == nil {
 		t.Error("4 GiB length: no error")
 	}
+	if _, err := readFrame(bytes.NewReader([]byte{0, 0, 0, 0})); err == nil {
+		t.Error("empty frame: no error")
+	}
+	if m, err := readFrame(bytes.NewReader([]byte{1, 0, 0, 0, 0x7f})); err == nil {
+		t.Errorf("type byte 0x7f: decoded %+v", m)
+	}
+	if err := send(&bytes.Buffer{}, message{Type: msgConfig}); err == nil {
+		t.Error("config message without a config: sent")
+	}
 }

@@ -62,10 +62,10 @@ type Container struct {
 // (exec.view, encoded by the container package without reflection; the
 // spec's process and the rest never change after create: update only
 // changes linux.resources);
-// LoadExecView decodes it from state.json when that file is missing (a
-// container created by an older build). Decoding even this part of
-// state.json costs a fresh process ~0.7 ms of encoding/json's first-use
-// reflection; a whole runtime-spec config about 1 ms.
+// LoadExecView decodes it from state.json when exec.view is missing or
+// unreadable (a container created by an older build). Decoding even this
+// part of state.json with encoding/json costs a fresh process ~0.7 ms of
+// first-use reflection.
 type ExecView struct {
 	ID           string
 	Pid          int

@@ -1,7 +1,9 @@
 package gantryv1
 
-// The string keys of the API that clients and gantryd share, written by
-// hand (a .proto cannot hold a string constant).
+// The conventions of the API that clients and gantryd share beyond the
+// messages, written by hand (a .proto cannot hold a string constant or a
+// function): label, annotation and metadata keys and their values, and how
+// a container's command reads with --init.
 
 // LabelAutoRemove on a container says that it is removed once it exits.
 // Its value says by whom:
