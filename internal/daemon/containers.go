@@ -258,12 +258,18 @@ func (c *containers) findInit() (string, error) {
 // nothing left. A kill -9 of gantryd between the two leaves a complete
 // container without a task ("created"), as between two calls.
 func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantryv1.CreateContainerRequest) (*gantryv1.Container, *gantryv1.TaskState, error) {
-	ctr, err := c.createContainer(ctx, ns, req)
-	if err != nil || req.GetTask() == nil {
-		return ctr, nil, err
+	rec, err := c.createContainer(ctx, ns, req)
+	if err != nil {
+		return nil, nil, err
 	}
-	treq := &gantryv1.CreateTaskRequest{Ref: ctr.GetId(), Start: req.GetTask().GetStart(), HoldOutput: req.GetTask().GetHoldOutput()}
-	st, err := c.CreateTask(ctx, ns, treq)
+	// Just created: no task, exit record or failure yet.
+	ctr := c.recordToAPI(ns, rec)
+	if req.GetTask() == nil {
+		return ctr, nil, nil
+	}
+	// Its bundle is mounted and its directory made: the task starts from
+	// the record in hand.
+	st, err := c.createTask(ctx, ns, rec, req.GetTask().GetStart(), req.GetTask().GetHoldOutput())
 	if err != nil {
 		if _, derr := c.DeleteContainer(context.WithoutCancel(ctx), ns, &gantryv1.DeleteContainerRequest{Ref: ctr.GetId(), Force: true}); derr != nil {
 			c.logger.Warn("remove container whose task failed", "namespace", ns, "id", ctr.GetId(), "error", derr)
@@ -277,47 +283,47 @@ func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantry
 	return ctr, st, nil
 }
 
-func (c *containers) createContainer(ctx context.Context, ns string, req *gantryv1.CreateContainerRequest) (*gantryv1.Container, error) {
+func (c *containers) createContainer(ctx context.Context, ns string, req *gantryv1.CreateContainerRequest) (metadata.Container, error) {
 	o := req.GetOptions()
 	if o == nil {
 		o = &gantryv1.ContainerOptions{}
 	}
 	if c.missing != nil && (req.GetRuntime() == "" || strings.HasPrefix(c.missing.Error(), "shim")) {
-		return nil, c.missing
+		return metadata.Container{}, c.missing
 	}
 	var initBin string
 	if o.GetInit() {
 		var err error
 		if initBin, err = c.findInit(); err != nil {
-			return nil, err
+			return metadata.Container{}, err
 		}
 	}
 	runtime, err := c.findRuntime(req.GetRuntime())
 	if err != nil {
-		return nil, err
+		return metadata.Container{}, err
 	}
 	id := req.GetId()
 	if id == "" {
 		id = newID()
 	} else if !validName.MatchString(id) {
-		return nil, fmt.Errorf("container id %q: want letters, digits, '_', '.', '-': %w", id, errdefs.ErrInvalidArgument)
+		return metadata.Container{}, fmt.Errorf("container id %q: want letters, digits, '_', '.', '-': %w", id, errdefs.ErrInvalidArgument)
 	}
 	name := req.GetName()
 	if name == "" {
 		name = "gantry-" + id[:12]
 	} else if !validName.MatchString(name) {
-		return nil, fmt.Errorf("container name %q: want [a-zA-Z0-9][a-zA-Z0-9_.-]*: %w", name, errdefs.ErrInvalidArgument)
+		return metadata.Container{}, fmt.Errorf("container name %q: want [a-zA-Z0-9][a-zA-Z0-9_.-]*: %w", name, errdefs.ErrInvalidArgument)
 	}
 	mounts, err := specMounts(o)
 	if err != nil {
-		return nil, err
+		return metadata.Container{}, err
 	}
 	details, err := c.images.Inspect(ctx, ns, req.GetImage())
 	if err != nil {
 		if errdefs.IsNotFound(err) {
-			return nil, fmt.Errorf("image %q: not found (pull or import it first): %w", req.GetImage(), errdefs.ErrNotFound)
+			return metadata.Container{}, fmt.Errorf("image %q: not found (pull or import it first): %w", req.GetImage(), errdefs.ErrNotFound)
 		}
-		return nil, err
+		return metadata.Container{}, err
 	}
 	var parent string
 	if ids := unpack.ChainIDs(details.Config.RootFS.DiffIDs); len(ids) > 0 {
@@ -328,14 +334,14 @@ func (c *containers) createContainer(ctx context.Context, ns string, req *gantry
 	defer c.mu.Unlock()
 	all, err := c.db.ListContainers(ctx, ns)
 	if err != nil {
-		return nil, err
+		return metadata.Container{}, err
 	}
 	for _, r := range all {
 		if r.ID == id {
-			return nil, fmt.Errorf("container id %q: already in use: %w", id, errdefs.ErrAlreadyExists)
+			return metadata.Container{}, fmt.Errorf("container id %q: already in use: %w", id, errdefs.ErrAlreadyExists)
 		}
 		if r.Labels[labelName] == name {
-			return nil, fmt.Errorf("container name %q: already in use by container %s: %w", name, r.ID[:min(12, len(r.ID))], errdefs.ErrAlreadyExists)
+			return metadata.Container{}, fmt.Errorf("container name %q: already in use by container %s: %w", name, r.ID[:min(12, len(r.ID))], errdefs.ErrAlreadyExists)
 		}
 	}
 	labels := map[string]string{}
@@ -352,7 +358,7 @@ func (c *containers) createContainer(ctx context.Context, ns string, req *gantry
 	}
 	// The record comes first: it keeps the snapshot from garbage collection.
 	if err := c.db.PutContainer(ctx, ns, rec); err != nil {
-		return nil, err
+		return metadata.Container{}, err
 	}
 	task.Fault(task.FaultAfterContainerRecord)
 	dir := bundle.Dir(c.bundles, ns, id)
@@ -365,7 +371,7 @@ func (c *containers) createContainer(ctx context.Context, ns string, req *gantry
 	smounts, err := c.sn.Prepare(ctx, rec.SnapshotKey, parent)
 	if err != nil {
 		undo()
-		return nil, fmt.Errorf("prepare snapshot of %s: %w", id, err)
+		return metadata.Container{}, fmt.Errorf("prepare snapshot of %s: %w", id, err)
 	}
 	task.Fault(task.FaultAfterSnapshotPrepare)
 	create := bundle.Create
@@ -375,7 +381,7 @@ func (c *containers) createContainer(ctx context.Context, ns string, req *gantry
 	}
 	if err := create(dir, smounts); err != nil {
 		undo()
-		return nil, err
+		return metadata.Container{}, err
 	}
 	sopts := specgen.Options{
 		Env: o.GetEnv(), User: o.GetUser(), Cwd: o.GetCwd(), Tty: o.GetTty(), Hostname: o.GetHostname(),
@@ -395,7 +401,7 @@ func (c *containers) createContainer(ctx context.Context, ns string, req *gantry
 	}
 	if sopts.EtcFiles, err = writeEtcFiles(c.dir(ns, id), sopts.Hostname, hostNetwork); err != nil {
 		undo()
-		return nil, err
+		return metadata.Container{}, err
 	}
 	if o.GetEntrypointSet() {
 		sopts.Entrypoint = append([]string{}, o.GetEntrypoint()...)
@@ -406,28 +412,28 @@ func (c *containers) createContainer(ctx context.Context, ns string, req *gantry
 	spec, err := specgen.Generate(details.Config, specgen.DirLookup(bundle.Rootfs(dir)), sopts)
 	if err != nil {
 		undo()
-		return nil, err
+		return metadata.Container{}, err
 	}
 	if len(spec.Process.Args) == 0 {
 		undo()
-		return nil, fmt.Errorf("image %s has no command; give one: %w", details.Image.Name, errdefs.ErrInvalidArgument)
+		return metadata.Container{}, fmt.Errorf("image %s has no command; give one: %w", details.Image.Name, errdefs.ErrInvalidArgument)
 	}
 	spec.Linux.CgroupsPath = c.cgroupPath(ns, id)
 	if err := bundle.WriteSpec(dir, spec); err != nil {
 		undo()
-		return nil, err
+		return metadata.Container{}, err
 	}
 	task.Fault(task.FaultAfterBundleWritten)
 	if rec.Spec, err = json.Marshal(spec); err != nil {
 		undo()
-		return nil, fmt.Errorf("encode spec of %s: %w", id, err)
+		return metadata.Container{}, fmt.Errorf("encode spec of %s: %w", id, err)
 	}
 	if err := c.db.PutContainer(ctx, ns, rec); err != nil {
 		undo()
-		return nil, err
+		return metadata.Container{}, err
 	}
 	c.publish(ns, topicContainerCreate, id, map[string]string{"name": name, "image": rec.Image})
-	return c.toAPI(ctx, ns, rec), nil
+	return rec, nil
 }
 
 // specMounts turns -v and --tmpfs into runtime-spec mounts, checking the
@@ -676,15 +682,11 @@ func (c *containers) CreateTask(ctx context.Context, ns string, req *gantryv1.Cr
 			return nil, err
 		}
 	}
-	if c.missing != nil && strings.HasPrefix(c.missing.Error(), "shim") {
-		return nil, c.missing
-	}
-	dir := bundle.Dir(c.bundles, ns, r.ID)
 	mounts, err := c.sn.Mounts(ctx, r.SnapshotKey)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of %s: %w", r.ID, err)
 	}
-	if err := bundle.Ensure(dir, mounts); err != nil {
+	if err := bundle.Ensure(bundle.Dir(c.bundles, ns, r.ID), mounts); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(c.dir(ns, r.ID), 0o700); err != nil {
@@ -692,10 +694,19 @@ func (c *containers) CreateTask(ctx context.Context, ns string, req *gantryv1.Cr
 	}
 	os.Remove(filepath.Join(c.dir(ns, r.ID), lastExitName))
 	os.Remove(filepath.Join(c.dir(ns, r.ID), failedName))
+	return c.createTask(ctx, ns, r, req.GetStart(), req.GetHoldOutput())
+}
+
+// createTask creates (and with start, starts) the task of the container r,
+// whose bundle is mounted and whose directory exists.
+func (c *containers) createTask(ctx context.Context, ns string, r metadata.Container, start, holdOutput bool) (*gantryv1.TaskState, error) {
+	if c.missing != nil && strings.HasPrefix(c.missing.Error(), "shim") {
+		return nil, c.missing
+	}
 	t, err := c.tasks.Create(ctx, ns, r.ID, task.CreateOptions{
-		Bundle: dir, Runtime: r.Runtime, LogPath: c.logPath(ns, r.ID), Stdin: r.Labels[labelStdin] == "true",
+		Bundle: bundle.Dir(c.bundles, ns, r.ID), Runtime: r.Runtime, LogPath: c.logPath(ns, r.ID), Stdin: r.Labels[labelStdin] == "true",
 		DeleteOnExit: deletedOnExit(r.Labels),
-		Start:        req.GetStart(), HoldOutput: req.GetHoldOutput(),
+		Start:        start, HoldOutput: holdOutput,
 	})
 	if err != nil {
 		if hung(err) {
