@@ -138,6 +138,7 @@ type Task struct {
 	dead    bool
 	exit    *shim.ExitRecord // when dead: the durable record, if any
 	noticed time.Time        // when dead: when gantryd noticed (zero at Restore)
+	deadWhy error            // when dead: what showed it (nil at Restore)
 	opts    shim.Options
 
 	// delMu serializes the end of the task: the shim's Delete and the
@@ -332,7 +333,7 @@ func (m *Manager) watch(t *Task) {
 			return
 		}
 		if !t.shimAlive() {
-			t.died()
+			t.died(err)
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -377,24 +378,26 @@ func (t *Task) shimAlive() bool {
 	return false
 }
 
-// markDead records that the shim died; it reports whether this call did.
-func (t *Task) markDead() bool {
+// markDead records that the shim died, and the error that showed it; it
+// reports whether this call did.
+func (t *Task) markDead(why error) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.dead {
 		return false
 	}
-	t.dead, t.noticed = true, time.Now().UTC()
+	t.dead, t.noticed, t.deadWhy = true, time.Now().UTC(), why
 	if rec, ok, err := shim.ReadExit(t.dir); err == nil && ok {
 		t.exit = &rec
 	}
 	return true
 }
 
-// died records that the shim is gone and, the first time, cleans up after
-// it in the background (reap), as Restore does for a shim found dead.
-func (t *Task) died() {
-	if !t.markDead() {
+// died records that the shim is gone (why: the error that showed it) and,
+// the first time, cleans up after it in the background (reap), as Restore
+// does for a shim found dead.
+func (t *Task) died(why error) {
+	if !t.markDead(why) {
 		return
 	}
 	go func() {
@@ -428,6 +431,7 @@ func (m *Manager) reapLocked(ctx context.Context, t *Task) error {
 	st, _ := t.deadState()
 	t.mu.Lock()
 	f := shim.Found{Dir: t.dir, Options: t.opts, Exit: t.exit}
+	why := t.deadWhy
 	t.mu.Unlock()
 	if _, err := shim.Cleanup(ctx, f); err != nil {
 		return err
@@ -436,7 +440,11 @@ func (m *Manager) reapLocked(ctx context.Context, t *Task) error {
 	m.forget(t)
 	m.cfg.Publish(t.Namespace, TopicExit, t.ID, exitAttrs(st))
 	m.cfg.Publish(t.Namespace, TopicDelete, t.ID, map[string]string{"exit_status": exitAttrs(st)["exit_status"]})
-	m.cfg.Logger.Info("cleaned up after a dead shim", "namespace", t.Namespace, "id", t.ID, "exit_known", !st.ExitUnknown)
+	attrs := []any{"namespace", t.Namespace, "id", t.ID, "exit_known", !st.ExitUnknown}
+	if why != nil {
+		attrs = append(attrs, "noticed_by", why)
+	}
+	m.cfg.Logger.Info("cleaned up after a dead shim", attrs...)
 	return nil
 }
 
@@ -451,7 +459,7 @@ func (m *Manager) current(t *Task) bool {
 // check turns an unavailable shim into a dead task.
 func (t *Task) check(err error) error {
 	if err != nil && errors.Is(err, errdefs.ErrUnavailable) && !t.shimAlive() {
-		t.died()
+		t.died(err)
 		return fmt.Errorf("container %s: its shim is gone (the exit status is unknown): %w", t.ID, errdefs.ErrFailedPrecondition)
 	}
 	return err
@@ -546,7 +554,7 @@ func (t *Task) Wait(ctx context.Context, execID string) (State, error) {
 			return State{}, ctx.Err()
 		}
 		if errors.Is(err, errdefs.ErrUnavailable) && !t.shimAlive() {
-			t.died()
+			t.died(err)
 			continue
 		}
 		return State{}, err
@@ -743,7 +751,7 @@ func (t *Task) Dead() bool {
 	if t.shimAlive() {
 		return false
 	}
-	t.died()
+	t.died(errors.New("its process is gone"))
 	return true
 }
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/test/testproc"
 )
 
 func TestRunRmEcho(t *testing.T) {
@@ -49,6 +51,7 @@ type psEntry struct {
 	ID       string `json:"id"`
 	Name     string `json:"name"`
 	State    string `json:"state"`
+	Pid      int    `json:"pid"`
 	ExitCode *int   `json:"exitCode"`
 }
 
@@ -246,10 +249,20 @@ func TestShimKilled(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("shims: %v, want one", pids)
 	}
+	init := e.ps()["orphan"].Pid
+	if init <= 0 {
+		t.Fatalf("orphan: pid %d", init)
+	}
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("orphan reported stopped", func() bool { return e.ps()["orphan"].State == "stopped" })
+	// gantryd notices at once and cleans up (the runtime's delete kills
+	// the container): the task is gone and the container "exited", with
+	// the exit kept. Until the clean-up is done it shows "stopped".
+	e.waitFor("orphan cleaned up and reported exited", func() bool { return e.ps()["orphan"].State == "exited" })
+	if testproc.Alive(init) {
+		t.Errorf("the container's process %d is still there", init)
+	}
 	if p := e.ps()["orphan"]; p.ExitCode != nil {
 		t.Errorf("orphan: exit code %d, want unknown", *p.ExitCode)
 	}

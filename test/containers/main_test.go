@@ -27,6 +27,7 @@ import (
 	"github.com/gantry-project/gantry/test/clients"
 	"github.com/gantry-project/gantry/test/testbin"
 	"github.com/gantry-project/gantry/test/testcgroup"
+	"github.com/gantry-project/gantry/test/testproc"
 )
 
 var (
@@ -206,10 +207,23 @@ func (e *env) waitFor(what string, cond func() bool) {
 	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %s\n%s", what, tail(e.log(), 30))
+			ps, _, _ := e.gantry("ps", "-a", "--format", "json")
+			e.t.Fatalf("timed out waiting for %s\nps -a: %s\n%s", what, ps, tail(withoutPolls(e.log()), 40))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// withoutPolls drops the log's lines for List calls: a waitFor's polling
+// would push what matters out of the tail.
+func withoutPolls(s string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.Contains(l, "/List ") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 func tail(s string, n int) string {
@@ -247,11 +261,7 @@ func shimsOf(dir string) []int {
 			continue
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-		if err == nil && bytes.Contains(cmdline, []byte("gantry-shim")) && bytes.Contains(cmdline, []byte(dir)) {
-			stat, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
-			if i := bytes.LastIndexByte(stat, ')'); i > 0 && bytes.HasPrefix(bytes.TrimSpace(stat[i+1:]), []byte("Z")) {
-				continue
-			}
+		if err == nil && bytes.Contains(cmdline, []byte("gantry-shim")) && bytes.Contains(cmdline, []byte(dir)) && testproc.Alive(pid) {
 			out = append(out, pid)
 		}
 	}

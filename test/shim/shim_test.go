@@ -23,6 +23,7 @@ import (
 	"github.com/gantry-project/gantry/internal/shim"
 	"github.com/gantry-project/gantry/test/bundle"
 	"github.com/gantry-project/gantry/test/testbin"
+	"github.com/gantry-project/gantry/test/testproc"
 )
 
 var (
@@ -181,19 +182,10 @@ func hasEntry(entries []map[string]string, stream, text string) bool {
 	return false
 }
 
-func alive(pid int) bool {
-	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(st), ')')
-	return i > 0 && i+2 < len(st) && st[i+2] != 'Z'
-}
-
 func waitGone(t *testing.T, what string, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for alive(pid) {
+	for testproc.Alive(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s (pid %d) still runs", what, pid)
 		}
@@ -463,7 +455,7 @@ func TestShimKilled(t *testing.T) {
 	waitGone(t, "shim", pid)
 	// Decision: the container keeps running, adopted by the next
 	// subreaper or init; its exit status is lost.
-	if !alive(st.Pid) {
+	if !testproc.Alive(st.Pid) {
 		t.Fatal("the container died with its shim")
 	}
 	found, err := shim.Discover(filepath.Dir(filepath.Dir(e.opts.StateDir)))
