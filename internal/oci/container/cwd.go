@@ -3,9 +3,12 @@ package container
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gantry-project/gantry/internal/oci/linux/rootfs"
 )
 
 // createCwd makes the directory cwd and its missing parents (mode 0755,
@@ -28,7 +31,7 @@ func createCwd(cwd string) error {
 	// Not cleaned: ".." is resolved where chdir will resolve it, after the
 	// symlinks before it (inside the root).
 	p := "/" + strings.TrimLeft(cwd, "/")
-	dir, err := openInRoot(root, p)
+	dir, err := rootfs.OpenInRoot(root, p, unix.O_PATH|unix.O_DIRECTORY)
 	if err == nil {
 		unix.Close(dir)
 		return nil
@@ -41,52 +44,11 @@ func createCwd(cwd string) error {
 	// goroutine of the init creates files meanwhile).
 	old := unix.Umask(0)
 	defer unix.Umask(old)
-	cur, err := openInRoot(root, "/")
+	dir, err = rootfs.MkdirAllInRoot(root, p, 0o755, rootfs.MkdirOptions{DotDotAfterSymlinks: true, DanglingSymlinkExists: true})
 	if err != nil {
-		return fmt.Errorf("open /: %w", err)
+		pe := err.(*os.PathError)
+		return fmt.Errorf("mkdir %s: %w", pe.Path, pe.Err)
 	}
-	sofar := ""
-	for _, name := range strings.Split(p, "/") {
-		if name == "" || name == "." {
-			continue
-		}
-		next := sofar + "/" + name
-		f, err := openInRoot(root, next)
-		if errors.Is(err, unix.ENOENT) {
-			if err := unix.Mkdirat(cur, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-				unix.Close(cur)
-				return fmt.Errorf("mkdir %s: %w", next, err)
-			}
-			f, err = openInRoot(root, next)
-			if errors.Is(err, unix.ENOENT) {
-				// mkdirat found a name there, resolving finds nothing:
-				// a dangling symlink.
-				err = unix.EEXIST
-			}
-		}
-		unix.Close(cur)
-		if err != nil {
-			return fmt.Errorf("mkdir %s: %w", next, err)
-		}
-		cur, sofar = f, next
-	}
-	unix.Close(cur)
+	unix.Close(dir)
 	return nil
-}
-
-// openInRoot opens the directory p (absolute) as an O_PATH handle,
-// resolved inside root.
-func openInRoot(root int, p string) (int, error) {
-	how := unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	for range 64 {
-		// EAGAIN: a rename raced with the walk.
-		fd, err := unix.Openat2(root, "."+p, &how)
-		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-			return fd, err
-		}
-	}
-	return -1, unix.EAGAIN
 }

@@ -105,13 +105,14 @@ func TestRootExecFastPathCwdBeforeUser(t *testing.T) {
 // what it refuses to go through.
 func TestCreateCwd(t *testing.T) {
 	dir := t.TempDir()
-	for _, d := range []string{"real", "host"} {
+	for _, d := range []string{"real", "real/sub", "host"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	links := map[string]string{
 		"rel":      "real",                            // a relative link to a directory
+		"deep":     "real/sub",                        // one a level down
 		"dangling": filepath.Join(dir, "nowhere"),     // a link to nothing
 		"magic":    "/proc/self/root" + dir + "/host", // a magic link
 		"file":     "",                                // a regular file
@@ -137,6 +138,7 @@ func TestCreateCwd(t *testing.T) {
 		{cwd: "/a/b", want: "/a/b"},
 		{cwd: "/rel/c", want: "/real/c"},
 		{cwd: "/nope/../d", want: "/d"},
+		{cwd: "/deep/../g", want: "/real/g"}, // ".." after the link, not lexically
 		{cwd: "/./e//f/", want: "/e/f"},
 		{cwd: "/dangling/x", wantErr: "mkdir " + dir + "/dangling: file exists"},
 		{cwd: "/magic/x"},
@@ -157,7 +159,14 @@ func TestCreateCwd(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range []string{"nowhere", "host/x"} {
+	// Not cleaned: "/nope/../d" made /nope on the way, "/deep/../g" put g
+	// in real/.
+	for _, p := range []string{"/nope", "/real/g"} {
+		if st, err := os.Lstat(dir + p); err != nil || !st.IsDir() {
+			t.Errorf("%s: %v, want a directory made by the walk", p, err)
+		}
+	}
+	for _, p := range []string{"nowhere", "host/x", "g"} {
 		if _, err := os.Lstat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s exists (%v), want nothing made there", p, err)
 		}

@@ -285,6 +285,16 @@ func (p *preparer) mountCgroupHierarchy(dest, fstype, data string, m mountInfo, 
 // else can reach that tmpfs yet (it is in the init's own mount namespace
 // and the container's process does not exist), so the new directory is
 // the one created here, inside the root.
+//
+// The two ways must stay two. The unified case mounts on dest itself, a
+// path in the rootfs that the rootfs's content may turn into a symlink
+// or a way into /proc: it needs mountFs's and bindMount's in-root walk,
+// /proc checks and reopen, and has no fresh tmpfs to make a directory in
+// by fd. Sending each v1 hierarchy the general way instead (measured on
+// a hybrid host, 10 v1 hierarchies and the v2 one) costs ~150 syscalls
+// and 0.35-0.45 ms more per create: GANTRY_OCI_TRACE's "init: config
+// received" to "init: rootfs prepared", medians of 60 interleaved runs
+// of `run`, 1.40-1.46 ms this way against 1.77-1.81 ms.
 func (p *preparer) mountCgroupIn(dir *os.File, dest, name, fstype, data string, m mountInfo, cgPath string, mo MountOptions) error {
 	path := filepath.Join(p.root.path, dest, name)
 	if err := unix.Mkdirat(int(dir.Fd()), name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {

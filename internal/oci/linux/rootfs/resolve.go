@@ -50,22 +50,7 @@ func (r *root) hostPath(p string) string {
 // always added.
 func (r *root) open(p string, flags int) (*os.File, error) {
 	p = cleanPath(p)
-	how := unix.OpenHow{
-		Flags:   uint64(flags | unix.O_CLOEXEC),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	var (
-		fd  int
-		err error
-	)
-	// openat2 says EAGAIN when a rename raced with the walk; retry a
-	// bounded number of times.
-	for range 64 {
-		fd, err = unix.Openat2(int(r.fd.Fd()), "."+p, &how)
-		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
+	fd, err := OpenInRoot(int(r.fd.Fd()), p, flags)
 	if err != nil {
 		return nil, &os.PathError{Op: "openat2", Path: r.hostPath(p), Err: err}
 	}
@@ -73,31 +58,89 @@ func (r *root) open(p string, flags int) (*os.File, error) {
 }
 
 // mkdirAll creates the directory p and its missing parents inside the root
-// and returns an O_PATH handle on it. Each directory is created relative to
-// the handle of its (already resolved) parent.
+// (".." removed lexically first) and returns an O_PATH handle on it.
 func (r *root) mkdirAll(p string, mode uint32) (*os.File, error) {
 	p = cleanPath(p)
 	if f, err := r.open(p, unix.O_PATH|unix.O_DIRECTORY); err == nil || !errors.Is(err, unix.ENOENT) {
 		return f, err
 	}
-	cur, err := r.open("/", unix.O_PATH|unix.O_DIRECTORY)
+	fd, err := MkdirAllInRoot(int(r.fd.Fd()), p, mode, MkdirOptions{})
 	if err != nil {
-		return nil, err
+		pe := err.(*os.PathError)
+		return nil, &os.PathError{Op: pe.Op, Path: r.hostPath(pe.Path), Err: pe.Err}
 	}
-	sofar := "/"
-	for _, name := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
-		next := filepath.Join(sofar, name)
-		f, err := r.open(next, unix.O_PATH|unix.O_DIRECTORY)
-		if errors.Is(err, unix.ENOENT) {
-			if err := unix.Mkdirat(int(cur.Fd()), name, mode); err != nil && !errors.Is(err, unix.EEXIST) {
-				cur.Close()
-				return nil, &os.PathError{Op: "mkdirat", Path: r.hostPath(next), Err: err}
-			}
-			f, err = r.open(next, unix.O_PATH|unix.O_DIRECTORY)
+	return os.NewFile(uintptr(fd), r.hostPath(p)), nil
+}
+
+// OpenInRoot opens p (absolute, not cleaned) inside the directory fd root,
+// as a root resolves paths, with the open(2) flags plus O_CLOEXEC, and
+// returns the new fd or the bare errno.
+func OpenInRoot(root int, p string, flags int) (int, error) {
+	how := unix.OpenHow{
+		Flags:   uint64(flags | unix.O_CLOEXEC),
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	// openat2 says EAGAIN when a rename raced with the walk: 64 tries at
+	// most, the last one's result returned as it is.
+	for range 63 {
+		fd, err := unix.Openat2(root, "."+p, &how)
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+			return fd, err
 		}
-		cur.Close()
+	}
+	return unix.Openat2(root, "."+p, &how)
+}
+
+// MkdirOptions are what MkdirAllInRoot's callers disagree on. The zero
+// value is what the mounts of the rootfs want.
+type MkdirOptions struct {
+	// DotDotAfterSymlinks leaves ".." in the path, to be resolved during
+	// the walk from wherever the components before it led, symlinks
+	// followed (inside the root), as chdir(2) resolves it: "/link/../x"
+	// is x beside link's target. Without it ".." is removed lexically
+	// first, before any symlink is looked at: "/link/../x" is "/x".
+	DotDotAfterSymlinks bool
+	// DanglingSymlinkExists reports a component that is a dangling symlink
+	// as EEXIST, what mkdir(2) of that name says (as runc: "mkdir /x: file
+	// exists"). Without it the error is the ENOENT of resolving it.
+	DanglingSymlinkExists bool
+}
+
+// MkdirAllInRoot creates the directory p (absolute) and its missing
+// parents inside the directory fd root, each resolved with OpenInRoot and
+// made by mkdirat(2) relative to its resolved parent (mode less the
+// umask), and returns an O_PATH fd on p. A symlink to a directory is
+// followed. An error is an *os.PathError naming the syscall and the path
+// inside root.
+func MkdirAllInRoot(root int, p string, mode uint32, o MkdirOptions) (int, error) {
+	if !o.DotDotAfterSymlinks {
+		p = cleanPath(p)
+	}
+	cur, err := OpenInRoot(root, "/", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return -1, &os.PathError{Op: "openat2", Path: "/", Err: err}
+	}
+	sofar := ""
+	for _, name := range strings.Split(p, "/") {
+		if name == "" || name == "." {
+			continue
+		}
+		next := sofar + "/" + name
+		f, err := OpenInRoot(root, next, unix.O_PATH|unix.O_DIRECTORY)
+		if errors.Is(err, unix.ENOENT) {
+			if err := unix.Mkdirat(cur, name, mode); err != nil && !errors.Is(err, unix.EEXIST) {
+				unix.Close(cur)
+				return -1, &os.PathError{Op: "mkdirat", Path: next, Err: err}
+			}
+			f, err = OpenInRoot(root, next, unix.O_PATH|unix.O_DIRECTORY)
+			if errors.Is(err, unix.ENOENT) && o.DanglingSymlinkExists {
+				// mkdirat found a name there, resolving finds nothing.
+				err = unix.EEXIST
+			}
+		}
+		unix.Close(cur)
 		if err != nil {
-			return nil, err
+			return -1, &os.PathError{Op: "openat2", Path: next, Err: err}
 		}
 		cur, sofar = f, next
 	}
