@@ -5,36 +5,91 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
 
 	"github.com/gantry-project/gantry/internal/errdefs"
 )
 
 // RootfsLookup reads files of a container's root filesystem. Paths are
 // absolute inside that filesystem ("/etc/passwd"); a missing file is an
-// error satisfying errors.Is(err, fs.ErrNotExist).
+// error satisfying errors.Is(err, fs.ErrNotExist). Any other error names
+// the file.
 type RootfsLookup interface {
 	ReadFile(path string) ([]byte, error)
 }
 
-// DirLookup reads files of a rootfs unpacked in a host directory. Symlinks
-// are resolved inside the directory, so a link in the image cannot make
-// ReadFile read a host file.
+// maxRootfsFile is the most DirLookup reads of one file.
+const maxRootfsFile = 4 << 20
+
+// DirLookup reads files of a rootfs unpacked in a host directory, which
+// the image (and, for exec, the running container) controls. Every path is
+// resolved by openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) in one step,
+// so a symlink, even one swapped in while ReadFile runs, is followed
+// inside the directory and never to a host file. Only a regular file of at
+// most maxRootfsFile bytes is read; a fifo or a device node is refused
+// before it is opened for reading, so it can neither block the caller nor
+// feed it without end.
 type DirLookup string
 
-// ReadFile reads path inside the directory d.
+// ReadFile reads the regular file path inside the directory d.
 func (d DirLookup) ReadFile(path string) ([]byte, error) {
-	p, err := securejoin.SecureJoin(string(d), path)
+	// An O_PATH handle: opening it has no effect on a fifo or device.
+	h, err := pathrs.OpenInRoot(string(d), path)
 	if err != nil {
-		return nil, fmt.Errorf("resolve %q in %q: %w", path, string(d), err)
+		var errno unix.Errno
+		if errors.As(err, &errno) {
+			err = errno
+		}
+		return nil, fmt.Errorf("open %s in the image: %w", path, err)
 	}
-	return os.ReadFile(p)
+	defer h.Close()
+	fi, err := h.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s in the image: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s in the image is a %s, not a regular file: %w", path, fileKind(fi.Mode()), errdefs.ErrInvalidArgument)
+	}
+	// The same inode, now readable.
+	f, err := pathrs.Reopen(h, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("open %s in the image: %w", path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxRootfsFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s in the image: %w", path, err)
+	}
+	if len(b) > maxRootfsFile {
+		return nil, fmt.Errorf("%s in the image is larger than %d MiB: %w", path, maxRootfsFile>>20, errdefs.ErrInvalidArgument)
+	}
+	return b, nil
+}
+
+// fileKind names the type of a file that is not a regular one.
+func fileKind(m fs.FileMode) string {
+	switch t := m.Type(); {
+	case t&fs.ModeDir != 0:
+		return "directory"
+	case t&fs.ModeNamedPipe != 0:
+		return "fifo"
+	case t&fs.ModeCharDevice != 0:
+		return "character device"
+	case t&fs.ModeDevice != 0:
+		return "block device"
+	case t&fs.ModeSocket != 0:
+		return "socket"
+	case t&fs.ModeSymlink != 0:
+		return "symlink"
+	}
+	return "special file"
 }
 
 // MapLookup is a RootfsLookup over files held in memory, keyed by path.
@@ -80,7 +135,7 @@ func readLines(lookup RootfsLookup, path string) ([][]string, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("read %s of the image: %w", path, err)
+		return nil, err
 	}
 	var out [][]string
 	sc := bufio.NewScanner(bytes.NewReader(b))
