@@ -71,7 +71,7 @@ func (f *fakeImages) Get(_ context.Context, ns, name string) (services.ImageDeta
 	}
 	return services.ImageDetail{}, fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
 }
-func (f *fakeImages) Delete(_ context.Context, ns, name string) (int64, error) {
+func (f *fakeImages) Delete(_ context.Context, ns, name string, _ bool) (int64, error) {
 	f.saw(ns)
 	return 1234, nil
 }

@@ -62,9 +62,22 @@ func (c *Client) GetImage(ctx context.Context, name string) (*gantryv1.GetImageR
 }
 
 // DeleteImage removes the name and returns the bytes the garbage collection
-// after it freed.
+// after it freed. While a container uses the name (it was created from it,
+// or it is the last name of the container's image) gantryd refuses, with
+// an error of kind ErrFailedPrecondition naming the container.
 func (c *Client) DeleteImage(ctx context.Context, name string) (int64, error) {
-	resp, err := c.images.Delete(ctx, &gantryv1.DeleteImageRequest{Name: name})
+	return c.deleteImage(ctx, &gantryv1.DeleteImageRequest{Name: name})
+}
+
+// ForceDeleteImage removes the name as DeleteImage does, even while
+// containers use it (docker's rmi -f): they keep their snapshots and
+// still start; the rest is collected as usual.
+func (c *Client) ForceDeleteImage(ctx context.Context, name string) (int64, error) {
+	return c.deleteImage(ctx, &gantryv1.DeleteImageRequest{Name: name, Force: true})
+}
+
+func (c *Client) deleteImage(ctx context.Context, req *gantryv1.DeleteImageRequest) (int64, error) {
+	resp, err := c.images.Delete(ctx, req)
 	if err != nil {
 		return 0, err
 	}

@@ -21,7 +21,9 @@ import (
 )
 
 // containerJSON is the stable JSON form of a container (ps --format json,
-// inspect).
+// inspect). As docker's State.Pid and State.OOMKilled, Pid is 0 unless the
+// container runs (or is paused), and OOMKilled tells that the kernel's OOM
+// killer killed a process of the container in its last run.
 type containerJSON struct {
 	ID          string            `json:"id"`
 	Name        string            `json:"name"`
@@ -30,7 +32,8 @@ type containerJSON struct {
 	Status      string            `json:"status"`
 	State       string            `json:"state"`
 	ExitCode    *int32            `json:"exitCode,omitempty"`
-	Pid         int32             `json:"pid,omitempty"`
+	OOMKilled   bool              `json:"oomKilled"`
+	Pid         int32             `json:"pid"`
 	CreatedAt   *time.Time        `json:"createdAt,omitempty"`
 	ExitedAt    *time.Time        `json:"exitedAt,omitempty"`
 	Runtime     string            `json:"runtime"`
@@ -94,7 +97,7 @@ func toContainerJSON(ctr *gantryv1.Container) containerJSON {
 		ID: ctr.GetId(), Name: ctr.GetName(), Image: ctr.GetImage(), Command: containerCommand(ctr),
 		Status: statusLine(ctr), State: ctr.GetStatus(), Pid: ctr.GetPid(), CreatedAt: timeOrZero(ctr.GetCreatedAt()),
 		ExitedAt: timeOrZero(ctr.GetExitedAt()), Runtime: ctr.GetRuntime(), SnapshotKey: ctr.GetSnapshotKey(),
-		Bundle: ctr.GetBundle(), LogPath: ctr.GetLogPath(), Labels: ctr.GetLabels(),
+		Bundle: ctr.GetBundle(), LogPath: ctr.GetLogPath(), Labels: ctr.GetLabels(), OOMKilled: ctr.GetOomKilled(),
 	}
 	if (ctr.GetStatus() == "stopped" || ctr.GetStatus() == "exited") && !ctr.GetExitUnknown() {
 		code := ctr.GetExitStatus()
@@ -162,6 +165,13 @@ func explainNotRunning(ctx context.Context, c *client.Client, ref string, err er
 		return err
 	}
 	return notRunning(ref)
+}
+
+// interrupted tells whether the command's context has ended: Main cancels
+// it on SIGINT or SIGTERM, so a stream the user stops ends with an error
+// that is no failure of the command.
+func interrupted(ctx context.Context) bool {
+	return ctx.Err() != nil
 }
 
 // parseTail reads logs --tail: a number of lines, "all", or a negative
@@ -268,7 +278,7 @@ func newLogsCommand(a *app) *cobra.Command {
 				return err
 			}
 			return a.withClient(func(c *client.Client) error {
-				return c.Logs(cmd.Context(), refs[0], client.LogsOptions{Follow: follow, Tail: n}, func(e *gantryv1.LogEntry) error {
+				err := c.Logs(cmd.Context(), refs[0], client.LogsOptions{Follow: follow, Tail: n}, func(e *gantryv1.LogEntry) error {
 					w := a.stdio.Out
 					if e.GetStream() == "stderr" {
 						w = a.stdio.Err
@@ -279,6 +289,12 @@ func newLogsCommand(a *app) *cobra.Command {
 					_, err := w.Write(e.GetData())
 					return err
 				})
+				if err != nil && interrupted(cmd.Context()) {
+					// Ctrl-C is how `logs -f` is meant to end: quietly,
+					// as docker's does and as `events` ends here.
+					return nil
+				}
+				return err
 			})
 		},
 	}

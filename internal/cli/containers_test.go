@@ -74,3 +74,37 @@ func TestErrorLine(t *testing.T) {
 		t.Error("notRunning is not of kind failed precondition")
 	}
 }
+
+// TestContainerJSONState: ps --format json and inspect always show pid
+// (0 once the container does not run, as docker's State.Pid) and
+// oomKilled, as gantryd answers them.
+func TestContainerJSONState(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ctr  *gantryv1.Container
+		want map[string]any
+	}{
+		{"running", &gantryv1.Container{Id: "a", Status: "running", Pid: 42},
+			map[string]any{"pid": 42.0, "oomKilled": false}},
+		{"oom killed", &gantryv1.Container{Id: "b", Status: "stopped", ExitStatus: 137, OomKilled: true},
+			map[string]any{"pid": 0.0, "oomKilled": true, "exitCode": 137.0}},
+		{"created", &gantryv1.Container{Id: "c", Status: "created"},
+			map[string]any{"pid": 0.0, "oomKilled": false}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			data, err := json.Marshal(toContainerJSON(tt.ctr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(data, &got); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("%s = %v, want %v (in %s)", k, got[k], v, data)
+				}
+			}
+		})
+	}
+}

@@ -86,8 +86,9 @@ func newImagesCommand(a *app) *cobra.Command {
 }
 
 func newRmiCommand(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rmi NAME...",
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rmi [flags] NAME...",
 		Short: "Remove images, then collect the garbage they leave",
 		Args:  args(1, -1, "at least one image name"),
 		RunE: func(cmd *cobra.Command, names []string) error {
@@ -96,10 +97,14 @@ func newRmiCommand(a *app) *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			del := c.DeleteImage
+			if force {
+				del = c.ForceDeleteImage
+			}
 			var errs []error
 			var reclaimed int64
 			for _, name := range names {
-				n, err := c.DeleteImage(cmd.Context(), name)
+				n, err := del(cmd.Context(), name)
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -111,6 +116,8 @@ func newRmiCommand(a *app) *cobra.Command {
 			return errors.Join(errs...)
 		},
 	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove the name even while containers use it (they keep running and starting)")
+	return cmd
 }
 
 func newTagCommand(a *app) *cobra.Command {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,32 +102,40 @@ func binarySize(n uint64) string {
 func newStatsCommand(a *app) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "stats [flags] CONTAINER...",
-		Short: "Show running containers' resource use once",
-		Args:  args(1, -1, "at least one container"),
+		Use:   "stats [flags] [CONTAINER...]",
+		Short: "Show containers' resource use once (every running container without arguments)",
+		Args:  cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, refs []string) error {
 			if err := checkFormat(format); err != nil {
 				return err
 			}
 			return a.withClient(func(c *client.Client) error {
+				ctx := cmd.Context()
+				targets, err := statsTargets(ctx, c, refs)
+				if err != nil {
+					return err
+				}
 				rows := [][]string{}
 				raw := []json.RawMessage{}
 				var errs []error
-				for _, ref := range refs {
-					data, err := c.Stats(cmd.Context(), ref)
+				for _, tg := range targets {
+					data, err := c.Stats(ctx, tg.ref)
 					if err != nil {
-						errs = append(errs, explainNotRunning(cmd.Context(), c, ref, err))
+						err = explainNotRunning(ctx, c, tg.ref, err)
+						if !tg.named && errors.Is(err, errNotRunning) {
+							continue // it stopped since the list: not one to show
+						}
+						errs = append(errs, err)
 						continue
 					}
 					raw = append(raw, data)
 					row, err := parseStats(data)
 					if err != nil {
-						errs = append(errs, fmt.Errorf("stats of %s: %w", ref, err))
+						errs = append(errs, fmt.Errorf("stats of %s: %w", tg.name, err))
 						continue
 					}
-					rows = append(rows, row.cells(ref))
+					rows = append(rows, row.cells(tg.name))
 				}
-				var err error
 				switch {
 				case format == "json":
 					err = writeJSON(a.stdio.Out, raw)
@@ -138,5 +147,38 @@ func newStatsCommand(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "output format: json")
+	// Gantry's stats always shows the numbers once; the flag is docker's
+	// way of asking for that, so scripts written for docker run as they are.
+	cmd.Flags().Bool("no-stream", false, "show the numbers once (what gantry stats always does)")
 	return cmd
+}
+
+// statsTarget is one container stats shows: ref asks gantryd, name heads
+// its row, named tells one the user named from one stats found running.
+type statsTarget struct {
+	ref, name string
+	named     bool
+}
+
+// statsTargets returns the containers refs names, each shown by the ref
+// given, or without refs every running container (as docker's stats),
+// asked by id and shown by name, newest first as ps lists them.
+func statsTargets(ctx context.Context, c *client.Client, refs []string) ([]statsTarget, error) {
+	var out []statsTarget
+	for _, ref := range refs {
+		out = append(out, statsTarget{ref: ref, name: ref, named: true})
+	}
+	if len(refs) > 0 {
+		return out, nil
+	}
+	ctrs, err := c.ListContainers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, ctr := range ctrs {
+		if running(ctr) {
+			out = append(out, statsTarget{ref: ctr.GetId(), name: ctr.GetName()})
+		}
+	}
+	return out, nil
 }

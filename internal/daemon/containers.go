@@ -97,6 +97,7 @@ type lastExit struct {
 	ExitStatus int       `json:"exitStatus"`
 	Unknown    bool      `json:"unknown,omitempty"`
 	ExitedAt   time.Time `json:"exitedAt,omitzero"`
+	OOMKilled  bool      `json:"oomKilled,omitempty"`
 }
 
 func (c *containers) dir(ns, id string) string { return filepath.Join(c.dataRoot, ns, id) }
@@ -276,9 +277,9 @@ func (c *containers) CreateContainer(ctx context.Context, ns string, req *gantry
 		}
 		return nil, nil, err
 	}
-	ctr.Status, ctr.Pid = st.GetStatus(), st.GetPid()
+	ctr.Status, ctr.Pid = st.GetStatus(), apiPid(st.GetStatus(), int(st.GetPid()))
 	if st.GetStatus() == task.StatusStopped {
-		ctr.ExitStatus, ctr.ExitUnknown, ctr.ExitedAt = st.GetExitStatus(), st.GetExitUnknown(), st.GetExitedAt()
+		ctr.ExitStatus, ctr.ExitUnknown, ctr.ExitedAt, ctr.OomKilled = st.GetExitStatus(), st.GetExitUnknown(), st.GetExitedAt(), st.GetOomKilled()
 	}
 	return ctr, st, nil
 }
@@ -353,7 +354,7 @@ func (c *containers) createContainer(ctx context.Context, ns string, req *gantry
 		labels[labelStdin] = "true"
 	}
 	rec := metadata.Container{
-		ID: id, Image: details.Image.Name, SnapshotKey: "container/" + ns + "/" + id,
+		ID: id, Image: details.Image.Name, ImageTarget: details.Image.Target.Digest, SnapshotKey: "container/" + ns + "/" + id,
 		Runtime: runtime, Labels: labels,
 	}
 	// The record comes first: it keeps the snapshot from garbage collection.
@@ -497,7 +498,18 @@ func (c *containers) recordToAPI(ns string, r metadata.Container) *gantryv1.Cont
 	return out
 }
 
-// fillStatus sets the status and exit of out from the task (asking its
+// apiPid is the pid a Container shows for a task in status: its
+// process's while it runs or is paused, else 0, as docker's State.Pid.
+// The init of a created task is the runtime's, waiting for the start; that
+// of a stopped one is gone, and its pid may already be another process's.
+func apiPid(status string, pid int) int32 {
+	if status == task.StatusRunning || status == task.StatusPaused {
+		return int32(pid)
+	}
+	return 0
+}
+
+// fillStatus sets the status, pid and exit of out from the task (asking its
 // shim) or from the last exit recorded.
 func (c *containers) fillStatus(ctx context.Context, ns string, r metadata.Container, out *gantryv1.Container) {
 	if t, err := c.tasks.Get(ns, r.ID); err == nil {
@@ -505,7 +517,7 @@ func (c *containers) fillStatus(ctx context.Context, ns string, r metadata.Conta
 		st, err := t.State(sctx, "")
 		cancel()
 		if err == nil {
-			out.Status, out.Pid = st.Status, int32(st.Pid)
+			out.Status, out.Pid = st.Status, apiPid(st.Status, st.Pid)
 			if _, failed := c.failed(ns, r.ID); failed && st.Status != task.StatusRunning && st.Status != task.StatusPaused {
 				out.Status = StatusFailed
 			}
@@ -514,6 +526,7 @@ func (c *containers) fillStatus(ctx context.Context, ns string, r metadata.Conta
 				if !st.ExitedAt.IsZero() {
 					out.ExitedAt = timestamppb.New(st.ExitedAt)
 				}
+				out.OomKilled = st.OOMKilled
 			}
 			return
 		}
@@ -522,7 +535,7 @@ func (c *containers) fillStatus(ctx context.Context, ns string, r metadata.Conta
 	}
 	if e, ok := c.readLastExit(ns, r.ID); ok {
 		out.Status = "exited"
-		out.ExitStatus, out.ExitUnknown = int32(e.ExitStatus), e.Unknown
+		out.ExitStatus, out.ExitUnknown, out.OomKilled = int32(e.ExitStatus), e.Unknown, e.OOMKilled
 		if !e.ExitedAt.IsZero() {
 			out.ExitedAt = timestamppb.New(e.ExitedAt)
 		}
@@ -604,8 +617,8 @@ func (c *containers) deleteContainer(ctx context.Context, ns, id string, req *ga
 			return nil, fmt.Errorf("delete task of %s: %w", out.Name, err)
 		}
 		if err == nil && req.GetForce() {
-			out.Status, out.Pid = st.Status, int32(st.Pid)
-			out.ExitStatus, out.ExitUnknown = int32(st.ExitStatus), st.ExitUnknown
+			out.Status, out.Pid = st.Status, apiPid(st.Status, st.Pid)
+			out.ExitStatus, out.ExitUnknown, out.OomKilled = int32(st.ExitStatus), st.ExitUnknown, st.OOMKilled
 			if !st.ExitedAt.IsZero() {
 				out.ExitedAt = timestamppb.New(st.ExitedAt)
 			}
@@ -634,7 +647,7 @@ func (c *containers) deleteContainer(ctx context.Context, ns, id string, req *ga
 
 func stateToAPI(st task.State) *gantryv1.TaskState {
 	out := &gantryv1.TaskState{Id: st.ID, ExecId: st.ExecID, Pid: int32(st.Pid), Status: st.Status,
-		ExitStatus: int32(st.ExitStatus), ExitUnknown: st.ExitUnknown, Terminal: st.Terminal}
+		ExitStatus: int32(st.ExitStatus), ExitUnknown: st.ExitUnknown, Terminal: st.Terminal, OomKilled: st.OOMKilled}
 	if !st.ExitedAt.IsZero() {
 		out.ExitedAt = timestamppb.New(st.ExitedAt)
 	}
@@ -774,7 +787,7 @@ func (c *containers) WaitTask(ctx context.Context, ns, ref, execID string) (*gan
 		if errors.Is(err, errdefs.ErrFailedPrecondition) && execID == "" {
 			// No task: report the last exit, if any.
 			if e, ok := c.readLastExit(ns, r.ID); ok {
-				st := task.State{ID: r.ID, Status: task.StatusStopped, ExitStatus: e.ExitStatus, ExitUnknown: e.Unknown, ExitedAt: e.ExitedAt}
+				st := task.State{ID: r.ID, Status: task.StatusStopped, ExitStatus: e.ExitStatus, ExitUnknown: e.Unknown, ExitedAt: e.ExitedAt, OOMKilled: e.OOMKilled}
 				return stateToAPI(st), nil
 			}
 		}
@@ -797,7 +810,7 @@ func (c *containers) DeleteTask(ctx context.Context, ns string, req *gantryv1.De
 		return nil, err
 	}
 	if req.GetExecId() == "" {
-		c.writeLastExit(ns, r.ID, lastExit{ExitStatus: st.ExitStatus, Unknown: st.ExitUnknown, ExitedAt: st.ExitedAt})
+		c.writeLastExit(ns, r.ID, lastExit{ExitStatus: st.ExitStatus, Unknown: st.ExitUnknown, ExitedAt: st.ExitedAt, OOMKilled: st.OOMKilled})
 	}
 	return stateToAPI(st), nil
 }

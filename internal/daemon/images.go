@@ -110,8 +110,10 @@ func (i *images) Get(ctx context.Context, ns, name string) (services.ImageDetail
 	return out, nil
 }
 
-func (i *images) Delete(ctx context.Context, ns, name string) (int64, error) {
-	rep, err := i.svc.Remove(ctx, ns, name)
+// Delete removes the name, refused while a container uses it unless
+// force.
+func (i *images) Delete(ctx context.Context, ns, name string, force bool) (int64, error) {
+	rep, err := i.svc.Remove(ctx, ns, name, image.RemoveOptions{Force: force})
 	return rep.BytesFreed, err
 }
 

@@ -103,11 +103,11 @@ func TestPullTagRemove(t *testing.T) {
 
 	// Removing one of two names frees nothing; removing the last frees its blobs.
 	before := countBlobs(t, s)
-	rep, err := s.Remove(ctx, "default", img.Name)
+	rep, err := s.Remove(ctx, "default", img.Name, RemoveOptions{})
 	if err != nil || len(rep.Blobs) != 0 {
 		t.Fatalf("remove first name: %+v, %v", rep, err)
 	}
-	rep, err = s.Remove(ctx, "default", "example.test/copy:v1")
+	rep, err = s.Remove(ctx, "default", "example.test/copy:v1", RemoveOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,13 +123,13 @@ func TestPullTagRemove(t *testing.T) {
 	if _, err := s.Content.Info(ctx, d.Parsed.Layers[0].Digest); err != nil {
 		t.Fatalf("shared layer removed: %v", err)
 	}
-	if _, err := s.Remove(ctx, "default", multi.Name); err != nil {
+	if _, err := s.Remove(ctx, "default", multi.Name, RemoveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := countBlobs(t, s); n != 0 {
 		t.Fatalf("%d blobs left after removing every image", n)
 	}
-	if _, err := s.Remove(ctx, "default", "example.test/copy:v1"); !errdefs.IsNotFound(err) {
+	if _, err := s.Remove(ctx, "default", "example.test/copy:v1", RemoveOptions{}); !errdefs.IsNotFound(err) {
 		t.Fatalf("remove again: %v", err)
 	}
 }

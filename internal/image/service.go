@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -229,13 +230,33 @@ func (s *Service) Tag(ctx context.Context, ns, src, dst string) (metadata.Image,
 	return s.DB.GetImage(ctx, ns, name)
 }
 
+// RemoveOptions configure Remove.
+type RemoveOptions struct {
+	// Force removes the name even while a container uses it. The
+	// container keeps running and starting: garbage collection keeps its
+	// snapshot and every parent of it.
+	Force bool
+}
+
 // Remove deletes the image name and collects what nothing else references.
-func (s *Service) Remove(ctx context.Context, ns, name string) (metadata.GCReport, error) {
+// Without o.Force it refuses, with an error of kind ErrFailedPrecondition
+// naming the containers, while a container of ns uses the name (see
+// metadata.DB.DeleteUnusedImage), as docker's rmi does.
+func (s *Service) Remove(ctx context.Context, ns, name string, o RemoveOptions) (metadata.GCReport, error) {
 	img, err := s.get(ctx, ns, name)
 	if err != nil {
 		return metadata.GCReport{}, fmt.Errorf("remove %s: %w", name, err)
 	}
-	if err := s.DB.DeleteImage(ctx, ns, img.Name); err != nil {
+	del := s.DB.DeleteUnusedImage
+	if o.Force {
+		del = s.DB.DeleteImage
+	}
+	if err := del(ctx, ns, img.Name); err != nil {
+		var inUse *metadata.ImageInUseError
+		if errors.As(err, &inUse) {
+			// The name as the user gave it, as docker's message.
+			return metadata.GCReport{}, fmt.Errorf("remove image %q: %w", name, err)
+		}
 		return metadata.GCReport{}, fmt.Errorf("remove %s: %w", img.Name, err)
 	}
 	if err := s.RecoverLeases(ctx); err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/gantry-project/gantry/internal/errdefs"
 )
 
@@ -13,8 +15,14 @@ import (
 // snapshot (whose parent chain GC keeps), the runtime that runs it and its
 // OCI runtime spec as JSON.
 type Container struct {
-	ID          string            `json:"id"`
+	ID string `json:"id"`
+	// Image is the name of the image the container was created from, and
+	// ImageTarget that image's target digest then: while the container
+	// exists, DeleteUnusedImage refuses to remove that name, or the last
+	// name of that target. Records written before ImageTarget have only
+	// the name.
 	Image       string            `json:"image,omitempty"`
+	ImageTarget digest.Digest     `json:"imageTarget,omitempty"`
 	SnapshotKey string            `json:"snapshotKey,omitempty"`
 	Runtime     string            `json:"runtime,omitempty"`
 	Spec        []byte            `json:"spec,omitempty"`

@@ -3,11 +3,14 @@ package metadata
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/gantry-project/gantry/internal/errdefs"
 )
@@ -96,6 +99,123 @@ func (db *DB) DeleteImage(ctx context.Context, ns, name string) error {
 		return fmt.Errorf("delete image %q in namespace %q: %w", name, ns, err)
 	}
 	if !found {
+		return fmt.Errorf("image %q in namespace %q: %w", name, ns, errdefs.ErrNotFound)
+	}
+	return nil
+}
+
+// ImageInUseError is why DeleteUnusedImage kept an image name: the
+// containers of the namespace that use it.
+type ImageInUseError struct {
+	// Name is the image name, Target its target digest.
+	Name   string
+	Target digest.Digest
+	// Containers are the ids of the containers that use it, sorted.
+	Containers []string
+}
+
+func (e *ImageInUseError) Error() string {
+	ids := make([]string, 0, 3)
+	for _, id := range e.Containers[:min(3, len(e.Containers))] {
+		ids = append(ids, id[:min(12, len(id))])
+	}
+	who := "container " + ids[0] + " is"
+	if len(e.Containers) > 1 {
+		who = "containers " + strings.Join(ids, ", ")
+		if more := len(e.Containers) - len(ids); more > 0 {
+			who += fmt.Sprintf(" and %d more", more)
+		}
+		who += " are"
+	}
+	return fmt.Sprintf("%s using image %s (must force)", who, shortHex(e.Target))
+}
+
+// Unwrap gives the error its kind: ErrFailedPrecondition.
+func (e *ImageInUseError) Unwrap() error { return errdefs.ErrFailedPrecondition }
+
+// shortHex is a digest's first 12 hex digits, as docker shows image ids.
+func shortHex(d digest.Digest) string {
+	h := d.Encoded()
+	return h[:min(12, len(h))]
+}
+
+// DeleteUnusedImage removes the image record name of namespace ns, as
+// DeleteImage does, unless a container of ns uses it: one created from the
+// image the name leads to (its target), either from that very name or
+// while no other name of ns leads to the target (removing the last name of
+// a container's image is what docker refuses). A container recorded
+// without ImageTarget uses the name it was created from. DeleteUnusedImage
+// then returns an *ImageInUseError, kind ErrFailedPrecondition, and removes
+// nothing. The check and the removal are one transaction, so a container
+// recorded meanwhile is seen.
+func (db *DB) DeleteUnusedImage(ctx context.Context, ns, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := ValidateNamespace(ns); err != nil {
+		return err
+	}
+	found := false
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		ib := kindBucket(tx, ns, bucketImages)
+		var data []byte
+		if ib != nil {
+			data = ib.Get([]byte(name))
+		}
+		if data == nil {
+			return nil
+		}
+		found = true
+		var img Image
+		if err := json.Unmarshal(data, &img); err != nil {
+			return fmt.Errorf("decode image %q: %w", name, err)
+		}
+		lastName := true
+		if err := ib.ForEach(func(k, v []byte) error {
+			var other struct {
+				Target struct {
+					Digest digest.Digest `json:"digest"`
+				} `json:"target"`
+			}
+			if string(k) == name || !lastName {
+				return nil
+			}
+			if err := json.Unmarshal(v, &other); err != nil {
+				return fmt.Errorf("decode image %q: %w", k, err)
+			}
+			lastName = other.Target.Digest != img.Target.Digest
+			return nil
+		}); err != nil {
+			return err
+		}
+		var users []string
+		if cb := kindBucket(tx, ns, bucketContainers); cb != nil {
+			if err := cb.ForEach(func(k, v []byte) error {
+				var c Container
+				if err := json.Unmarshal(v, &c); err != nil {
+					return fmt.Errorf("decode container %q: %w", k, err)
+				}
+				if (c.ImageTarget == "" && c.Image == name) ||
+					(c.ImageTarget == img.Target.Digest && (c.Image == name || lastName)) {
+					users = append(users, c.ID)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		if len(users) > 0 {
+			return &ImageInUseError{Name: name, Target: img.Target.Digest, Containers: users}
+		}
+		return ib.Delete([]byte(name))
+	})
+	var inUse *ImageInUseError
+	switch {
+	case errors.As(err, &inUse):
+		return err
+	case err != nil:
+		return fmt.Errorf("delete image %q in namespace %q: %w", name, ns, err)
+	case !found:
 		return fmt.Errorf("image %q in namespace %q: %w", name, ns, errdefs.ErrNotFound)
 	}
 	return nil

@@ -57,12 +57,13 @@ type PullEvent struct {
 //
 // Pull calls progress from any goroutine until it returns; the callback must
 // not block for long. Delete removes a name and then collects the garbage it
-// left, returning the bytes that collection freed.
+// left, returning the bytes that collection freed; without force it refuses
+// (ErrFailedPrecondition) while a container uses the name.
 type Images interface {
 	Pull(ctx context.Context, ns, ref string, platform *ocispec.Platform, progress func(PullEvent)) (Image, error)
 	List(ctx context.Context, ns string) ([]Image, error)
 	Get(ctx context.Context, ns, name string) (ImageDetail, error)
-	Delete(ctx context.Context, ns, name string) (reclaimed int64, err error)
+	Delete(ctx context.Context, ns, name string, force bool) (reclaimed int64, err error)
 	Tag(ctx context.Context, ns, source, target string) (Image, error)
 	Import(ctx context.Context, ns string, r io.Reader, name string) ([]Image, error)
 	Export(ctx context.Context, ns string, names []string, format string, w io.Writer) error

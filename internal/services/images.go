@@ -119,7 +119,7 @@ func (s *imageServer) Delete(ctx context.Context, req *gantryv1.DeleteImageReque
 	if err := required("name", req.GetName()); err != nil {
 		return nil, err
 	}
-	n, err := s.images.Delete(ctx, Namespace(ctx), req.GetName())
+	n, err := s.images.Delete(ctx, Namespace(ctx), req.GetName(), req.GetForce())
 	if err != nil {
 		return nil, err
 	}

@@ -134,11 +134,15 @@ func Dir(stateRoot, namespace, id string) string {
 	return filepath.Join(stateRoot, namespace, id)
 }
 
-// ExitRecord is a durable exit status.
+// ExitRecord is a durable exit status. OOMKilled, for the container's
+// init, tells that the kernel's OOM killer killed a process of the
+// container (its cgroup's count was above 0 when the init exited); a
+// record written before the field existed reads as false.
 type ExitRecord struct {
 	Pid        int       `json:"pid"`
 	ExitStatus int       `json:"exitStatus"`
 	ExitedAt   time.Time `json:"exitedAt"`
+	OOMKilled  bool      `json:"oomKilled,omitempty"`
 }
 
 // writeDurable writes data to dir/name through a temporary file: write,

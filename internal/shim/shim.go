@@ -35,6 +35,7 @@ type process struct {
 	status     string
 	exitStatus int
 	exitedAt   time.Time
+	oomKilled  bool // the init's exit: the OOM killer killed in the container
 	exited     chan struct{}
 	terminal   bool
 	console    *os.File // pty master, when terminal
@@ -45,7 +46,7 @@ type process struct {
 
 func (p *process) state(id string) shimapi.StateResponse {
 	return shimapi.StateResponse{ID: id, ExecID: p.execID, Pid: p.pid, Status: p.status,
-		ExitStatus: p.exitStatus, ExitedAt: p.exitedAt, Terminal: p.terminal}
+		ExitStatus: p.exitStatus, ExitedAt: p.exitedAt, OOMKilled: p.oomKilled, Terminal: p.terminal}
 }
 
 // Shim is one running shim.
@@ -54,6 +55,9 @@ type Shim struct {
 	rt     *ociclient.Runtime
 	log    *jsonLog
 	reaper *reaper
+	// cgroupsPath is the bundle's linux.cgroupsPath: where the OOM kills
+	// of the container are counted (oom.go).
+	cgroupsPath string
 
 	mu        sync.Mutex
 	init      *process
@@ -181,18 +185,26 @@ type specProcess struct {
 	Terminal bool `json:"terminal"`
 }
 
-func (s *Shim) bundleTerminal() (bool, error) {
+// readBundle reads what the shim needs of the bundle's config.json:
+// whether the init has a terminal, and the container's cgroups path.
+func (s *Shim) readBundle() (terminal bool, cgroupsPath string, err error) {
 	data, err := os.ReadFile(filepath.Join(s.opts.Bundle, "config.json"))
 	if err != nil {
-		return false, fmt.Errorf("read bundle config: %w", err)
+		return false, "", fmt.Errorf("read bundle config: %w", err)
 	}
 	var c struct {
 		Process *specProcess `json:"process"`
+		Linux   *struct {
+			CgroupsPath string `json:"cgroupsPath"`
+		} `json:"linux"`
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
-		return false, fmt.Errorf("%s: %w", filepath.Join(s.opts.Bundle, "config.json"), err)
+		return false, "", fmt.Errorf("%s: %w", filepath.Join(s.opts.Bundle, "config.json"), err)
 	}
-	return c.Process != nil && c.Process.Terminal, nil
+	if c.Linux != nil {
+		cgroupsPath = c.Linux.CgroupsPath
+	}
+	return c.Process != nil && c.Process.Terminal, cgroupsPath, nil
 }
 
 // stdio prepares a process's stdio: a console socket for a terminal, else
@@ -306,10 +318,11 @@ const AttachWait = 15 * time.Second
 // create creates the container with the runtime's create, or with Start
 // creates and starts it with one `run --detach`.
 func (s *Shim) create() error {
-	terminal, err := s.bundleTerminal()
+	terminal, cgroupsPath, err := s.readBundle()
 	if err != nil {
 		return err
 	}
+	s.cgroupsPath = cgroupsPath
 	out := newOutputHub(false)
 	status := shimapi.StatusCreated
 	if s.opts.Start {
@@ -391,10 +404,14 @@ func (s *Shim) onExit(pid, status int) {
 
 // finish records an exit durably, lets the output drain, then reports it.
 func (s *Shim) finish(p *process, status int, at time.Time) {
-	if p.execID == "" && s.opts.DeleteOnExit {
-		s.deleteOnExit()
-	}
 	rec := ExitRecord{Pid: p.pid, ExitStatus: status, ExitedAt: at.UTC()}
+	if p.execID == "" {
+		// Before the runtime's delete below takes the cgroup away.
+		rec.OOMKilled = s.oomKilled()
+		if s.opts.DeleteOnExit {
+			s.deleteOnExit()
+		}
+	}
 	name := ExitName
 	if p.execID != "" {
 		name = "exec-" + p.execID + ".exit.json"
@@ -428,6 +445,7 @@ func (s *Shim) finish(p *process, status int, at time.Time) {
 	p.status = shimapi.StatusStopped
 	p.exitStatus = status
 	p.exitedAt = rec.ExitedAt
+	p.oomKilled = rec.OOMKilled
 	close(p.exited)
 }
 

@@ -114,6 +114,9 @@ type State struct {
 	ExitUnknown bool
 	ExitedAt    time.Time
 	Terminal    bool
+	// OOMKilled, of a stopped init, tells that the kernel's OOM killer
+	// killed a process of the container (the shim's exit record says so).
+	OOMKilled bool
 }
 
 // Manager tracks the tasks of every namespace.
@@ -474,7 +477,7 @@ func (t *Task) deadState() (State, bool) {
 	}
 	st := State{ID: t.ID, Status: StatusStopped, ExitUnknown: true, ExitedAt: t.noticed}
 	if t.exit != nil {
-		st.ExitUnknown, st.ExitStatus, st.ExitedAt, st.Pid = false, t.exit.ExitStatus, t.exit.ExitedAt, t.exit.Pid
+		st.ExitUnknown, st.ExitStatus, st.ExitedAt, st.Pid, st.OOMKilled = false, t.exit.ExitStatus, t.exit.ExitedAt, t.exit.Pid, t.exit.OOMKilled
 	}
 	return st, true
 }
@@ -487,7 +490,7 @@ func (t *Task) refuseDead(verb string) error {
 }
 
 func fromShim(s shimapi.StateResponse) State {
-	return State{ID: s.ID, ExecID: s.ExecID, Pid: s.Pid, Status: s.Status, ExitStatus: s.ExitStatus, ExitedAt: s.ExitedAt, Terminal: s.Terminal}
+	return State{ID: s.ID, ExecID: s.ExecID, Pid: s.Pid, Status: s.Status, ExitStatus: s.ExitStatus, ExitedAt: s.ExitedAt, Terminal: s.Terminal, OOMKilled: s.OOMKilled}
 }
 
 // Start starts the container's process.

@@ -318,13 +318,19 @@ type Container struct {
 	Status     string `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
 	ExitStatus int32  `protobuf:"varint,10,opt,name=exit_status,json=exitStatus,proto3" json:"exit_status,omitempty"`
 	// exit_unknown is set when the shim died before it could record the exit.
-	ExitUnknown   bool                   `protobuf:"varint,11,opt,name=exit_unknown,json=exitUnknown,proto3" json:"exit_unknown,omitempty"`
-	ExitedAt      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=exited_at,json=exitedAt,proto3" json:"exited_at,omitempty"`
-	Pid           int32                  `protobuf:"varint,13,opt,name=pid,proto3" json:"pid,omitempty"`
-	LogPath       string                 `protobuf:"bytes,14,opt,name=log_path,json=logPath,proto3" json:"log_path,omitempty"`
-	Bundle        string                 `protobuf:"bytes,15,opt,name=bundle,proto3" json:"bundle,omitempty"`
-	Stdin         bool                   `protobuf:"varint,16,opt,name=stdin,proto3" json:"stdin,omitempty"`
-	Tty           bool                   `protobuf:"varint,17,opt,name=tty,proto3" json:"tty,omitempty"`
+	ExitUnknown bool                   `protobuf:"varint,11,opt,name=exit_unknown,json=exitUnknown,proto3" json:"exit_unknown,omitempty"`
+	ExitedAt    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=exited_at,json=exitedAt,proto3" json:"exited_at,omitempty"`
+	// pid is the container's first process while status is "running" or
+	// "paused", else 0 (as docker's State.Pid).
+	Pid     int32  `protobuf:"varint,13,opt,name=pid,proto3" json:"pid,omitempty"`
+	LogPath string `protobuf:"bytes,14,opt,name=log_path,json=logPath,proto3" json:"log_path,omitempty"`
+	Bundle  string `protobuf:"bytes,15,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	Stdin   bool   `protobuf:"varint,16,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Tty     bool   `protobuf:"varint,17,opt,name=tty,proto3" json:"tty,omitempty"`
+	// oom_killed is set once the task exited ("stopped" or "exited") if the
+	// kernel's OOM killer killed a process of the container while it ran
+	// (docker's State.OOMKilled); the shim records it with the exit.
+	OomKilled     bool `protobuf:"varint,18,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -474,6 +480,13 @@ func (x *Container) GetStdin() bool {
 func (x *Container) GetTty() bool {
 	if x != nil {
 		return x.Tty
+	}
+	return false
+}
+
+func (x *Container) GetOomKilled() bool {
+	if x != nil {
+		return x.OomKilled
 	}
 	return false
 }
@@ -943,7 +956,7 @@ const file_gantry_v1_containers_proto_rawDesc = "" +
 	"\anetwork\x18\x12 \x01(\tR\anetwork\x121\n" +
 	"\x06mounts\x18\x13 \x03(\v2\x19.gantry.v1.ContainerMountR\x06mounts\x12\x14\n" +
 	"\x05tmpfs\x18\x14 \x03(\tR\x05tmpfs\x12\x12\n" +
-	"\x04init\x18\x15 \x01(\bR\x04init\"\xc8\x04\n" +
+	"\x04init\x18\x15 \x01(\bR\x04init\"\xe7\x04\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -964,7 +977,9 @@ const file_gantry_v1_containers_proto_rawDesc = "" +
 	"\blog_path\x18\x0e \x01(\tR\alogPath\x12\x16\n" +
 	"\x06bundle\x18\x0f \x01(\tR\x06bundle\x12\x14\n" +
 	"\x05stdin\x18\x10 \x01(\bR\x05stdin\x12\x10\n" +
-	"\x03tty\x18\x11 \x01(\bR\x03tty\x1a9\n" +
+	"\x03tty\x18\x11 \x01(\bR\x03tty\x12\x1d\n" +
+	"\n" +
+	"oom_killed\x18\x12 \x01(\bR\toomKilled\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x02\n" +

@@ -513,8 +513,11 @@ func (x *GetImageResponse) GetManifestDescriptor() *Descriptor {
 }
 
 type DeleteImageRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// force removes the name even while containers use it (docker's rmi
+	// -f); they keep their snapshots and still start.
+	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -554,6 +557,13 @@ func (x *DeleteImageRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *DeleteImageRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
 }
 
 type DeleteImageResponse struct {
@@ -994,9 +1004,10 @@ const file_gantry_v1_images_proto_rawDesc = "" +
 	"\x05image\x18\x01 \x01(\v2\x10.gantry.v1.ImageR\x05image\x12\x1a\n" +
 	"\bmanifest\x18\x02 \x01(\fR\bmanifest\x12\x16\n" +
 	"\x06config\x18\x03 \x01(\fR\x06config\x12F\n" +
-	"\x13manifest_descriptor\x18\x04 \x01(\v2\x15.gantry.v1.DescriptorR\x12manifestDescriptor\"(\n" +
+	"\x13manifest_descriptor\x18\x04 \x01(\v2\x15.gantry.v1.DescriptorR\x12manifestDescriptor\">\n" +
 	"\x12DeleteImageRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\">\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\">\n" +
 	"\x13DeleteImageResponse\x12'\n" +
 	"\x0freclaimed_bytes\x18\x01 \x01(\x03R\x0ereclaimedBytes\"A\n" +
 	"\x0fTagImageRequest\x12\x16\n" +

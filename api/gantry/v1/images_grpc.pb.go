@@ -42,7 +42,11 @@ type ImageServiceClient interface {
 	List(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error)
 	// Get returns an image with its manifest and config (inspect).
 	Get(ctx context.Context, in *GetImageRequest, opts ...grpc.CallOption) (*GetImageResponse, error)
-	// Delete removes the name, then collects the garbage it leaves.
+	// Delete removes the name, then collects the garbage it leaves. While a
+	// container of the namespace uses the name (it was created from it, or
+	// it is the last name of the image a container was created from) the
+	// delete is refused with FailedPrecondition naming the containers,
+	// unless force.
 	Delete(ctx context.Context, in *DeleteImageRequest, opts ...grpc.CallOption) (*DeleteImageResponse, error)
 	// Tag gives the image named source a second name target.
 	Tag(ctx context.Context, in *TagImageRequest, opts ...grpc.CallOption) (*TagImageResponse, error)
@@ -166,7 +170,11 @@ type ImageServiceServer interface {
 	List(context.Context, *ListImagesRequest) (*ListImagesResponse, error)
 	// Get returns an image with its manifest and config (inspect).
 	Get(context.Context, *GetImageRequest) (*GetImageResponse, error)
-	// Delete removes the name, then collects the garbage it leaves.
+	// Delete removes the name, then collects the garbage it leaves. While a
+	// container of the namespace uses the name (it was created from it, or
+	// it is the last name of the image a container was created from) the
+	// delete is refused with FailedPrecondition naming the containers,
+	// unless force.
 	Delete(context.Context, *DeleteImageRequest) (*DeleteImageResponse, error)
 	// Tag gives the image named source a second name target.
 	Tag(context.Context, *TagImageRequest) (*TagImageResponse, error)

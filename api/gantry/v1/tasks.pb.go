@@ -116,11 +116,14 @@ type TaskState struct {
 	ExecId string                 `protobuf:"bytes,2,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
 	Pid    int32                  `protobuf:"varint,3,opt,name=pid,proto3" json:"pid,omitempty"`
 	// status is "created", "running", "paused" or "stopped".
-	Status        string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
-	ExitStatus    int32                  `protobuf:"varint,5,opt,name=exit_status,json=exitStatus,proto3" json:"exit_status,omitempty"`
-	ExitUnknown   bool                   `protobuf:"varint,6,opt,name=exit_unknown,json=exitUnknown,proto3" json:"exit_unknown,omitempty"`
-	ExitedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=exited_at,json=exitedAt,proto3" json:"exited_at,omitempty"`
-	Terminal      bool                   `protobuf:"varint,8,opt,name=terminal,proto3" json:"terminal,omitempty"`
+	Status      string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	ExitStatus  int32                  `protobuf:"varint,5,opt,name=exit_status,json=exitStatus,proto3" json:"exit_status,omitempty"`
+	ExitUnknown bool                   `protobuf:"varint,6,opt,name=exit_unknown,json=exitUnknown,proto3" json:"exit_unknown,omitempty"`
+	ExitedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=exited_at,json=exitedAt,proto3" json:"exited_at,omitempty"`
+	Terminal    bool                   `protobuf:"varint,8,opt,name=terminal,proto3" json:"terminal,omitempty"`
+	// oom_killed, once stopped (the init), tells that the kernel's OOM
+	// killer killed a process of the container while it ran.
+	OomKilled     bool `protobuf:"varint,9,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -207,6 +210,13 @@ func (x *TaskState) GetExitedAt() *timestamppb.Timestamp {
 func (x *TaskState) GetTerminal() bool {
 	if x != nil {
 		return x.Terminal
+	}
+	return false
+}
+
+func (x *TaskState) GetOomKilled() bool {
+	if x != nil {
+		return x.OomKilled
 	}
 	return false
 }
@@ -943,7 +953,7 @@ const file_gantry_v1_tasks_proto_rawDesc = "" +
 	"\tTaskEmpty\"8\n" +
 	"\vTaskRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x17\n" +
-	"\aexec_id\x18\x02 \x01(\tR\x06execId\"\xf7\x01\n" +
+	"\aexec_id\x18\x02 \x01(\tR\x06execId\"\x96\x02\n" +
 	"\tTaskState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x10\n" +
@@ -953,7 +963,9 @@ const file_gantry_v1_tasks_proto_rawDesc = "" +
 	"exitStatus\x12!\n" +
 	"\fexit_unknown\x18\x06 \x01(\bR\vexitUnknown\x127\n" +
 	"\texited_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bexitedAt\x12\x1a\n" +
-	"\bterminal\x18\b \x01(\bR\bterminal\"\\\n" +
+	"\bterminal\x18\b \x01(\bR\bterminal\x12\x1d\n" +
+	"\n" +
+	"oom_killed\x18\t \x01(\bR\toomKilled\"\\\n" +
 	"\x11CreateTaskRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\bR\x05start\x12\x1f\n" +

@@ -107,7 +107,10 @@ type StateRequest struct {
 
 // StateResponse is the state of the container or of one exec. ExitStatus
 // and ExitedAt are set once Status is "stopped"; the exit has then been
-// written durably to the shim's state directory.
+// written durably to the shim's state directory. OOMKilled, of the
+// container's init once stopped, tells that the kernel's OOM killer killed
+// a process of the container while it ran (added later to gantry.shim.v1:
+// an older shim never sets it).
 type StateResponse struct {
 	ID         string    `json:"id"`
 	ExecID     string    `json:"execID,omitempty"`
@@ -115,6 +118,7 @@ type StateResponse struct {
 	Status     string    `json:"status"`
 	ExitStatus int       `json:"exitStatus"`
 	ExitedAt   time.Time `json:"exitedAt,omitzero"`
+	OOMKilled  bool      `json:"oomKilled,omitempty"`
 	Terminal   bool      `json:"terminal,omitempty"`
 }
 
