@@ -159,7 +159,7 @@ func (p *preparer) createDevice(d specs.LinuxDevice) error {
 			return err
 		}
 		defer target.Close()
-		if err := p.root.checkInside(target); err != nil {
+		if err := p.checkTarget(d.Path, target, "bind", true); err != nil {
 			return err
 		}
 		if err := unix.Mount(d.Path, fdPath(target), "", unix.MS_BIND, ""); err != nil {

@@ -90,9 +90,11 @@ func (p *preparer) mountEntry(i int, m specs.Mount) error {
 	return nil
 }
 
-// checkProcDest refuses mounts that would shadow procfs entries: only a
-// proc mount on /proc itself, or a bind mount onto an existing regular file
-// under /proc (checked again on the resolved target), is allowed.
+// checkProcDest applies the /proc rule by the destination as written,
+// before anything is created for it and whether or not procfs is mounted
+// there yet: on /proc only a proc mount, under /proc only bind mounts.
+// Where a bind mount may go is judged on its resolved target
+// (checkProcTarget).
 func checkProcDest(dest, typ string, bind bool) error {
 	switch {
 	case dest == "/proc":
@@ -101,33 +103,90 @@ func checkProcDest(dest, typ string, bind bool) error {
 		}
 	case strings.HasPrefix(dest, "/proc/"):
 		if !bind {
-			return fmt.Errorf("a %s mount under /proc is not allowed (only bind mounts onto regular files): %w", typ, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("a %s mount under /proc is not allowed (only bind mounts, onto the files lxcfs emulates): %w", typ, errdefs.ErrInvalidArgument)
 		}
 	}
 	return nil
 }
 
-// checkProcTarget applies the /proc rule on the opened target, which also
-// catches a destination that reaches procfs through a symlink.
-func checkProcTarget(dest string, target *os.File, typ string, bind bool) error {
+// procBindable are the files of the container's /proc that a bind mount
+// may cover: those that lxcfs and similar FUSE file systems emulate so
+// that free, top or uptime show the container's share (runc's list).
+var procBindable = []string{
+	"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+	"/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
+	"/proc/net/dev", "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled",
+}
+
+// procRootIno is the inode number of the root directory of every procfs
+// (PROC_ROOT_INO).
+const procRootIno = 1
+
+// checkProcTarget is the /proc rule, applied to the opened target of a
+// mount: the destination resolved inside the root, symlinks of the image
+// followed, on the very fd that the mount then goes on. When that is on a
+// procfs (wherever it is mounted) it is refused, unless the mount is a
+// proc mount on /proc, or a bind mount and the target is one of
+// procBindable in the procfs on the root's /proc (CVE-2019-16884: a mount
+// over /proc/self/attr/* defeats the LSM profile; gantryd's /etc/hosts,
+// made a symlink by the image, would cover any file of the container's
+// /proc).
+func (p *preparer) checkProcTarget(dest string, target *os.File, typ string, bind bool) error {
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(int(target.Fd()), &sfs); err != nil {
-		return fmt.Errorf("statfs %s: %w", target.Name(), err)
+		return &os.PathError{Op: "statfs", Path: target.Name(), Err: err}
 	}
-	if sfs.Type != unix.PROC_SUPER_MAGIC {
+	if sfs.Type != unix.PROC_SUPER_MAGIC || typ == "proc" && dest == "/proc" && !bind {
 		return nil
 	}
-	if typ == "proc" && dest == "/proc" && !bind {
-		return nil
+	if bind {
+		ok, err := p.root.isProcBindable(target)
+		if ok || err != nil {
+			return err
+		}
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(target.Fd()), &st); err != nil {
-		return fmt.Errorf("stat %s: %w", target.Name(), err)
+	return fmt.Errorf("destination resolves into procfs (%s): refused: only a proc mount on /proc, or a bind mount onto %s, may go there: %w",
+		p.root.pathOf(target), strings.Join(procBindable, ", "), errdefs.ErrInvalidArgument)
+}
+
+// isProcBindable reports whether target, a file on a procfs, is one of
+// procBindable: the same inode as that path resolved beneath the root's
+// /proc, which must be the root of target's procfs (not a symlink, not
+// another procfs, not a directory of one bound there). The lookup stays
+// inside that procfs mount (RESOLVE_BENEATH|RESOLVE_NO_XDEV) and follows
+// its own symlinks only (/proc/net -> self/net).
+func (r *root) isProcBindable(target *os.File) (bool, error) {
+	var want, st unix.Stat_t
+	if err := unix.Fstat(int(target.Fd()), &want); err != nil {
+		return false, &os.PathError{Op: "stat", Path: target.Name(), Err: err}
 	}
-	if !bind || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fmt.Errorf("destination resolves into procfs and is not a regular file bind target: %w", errdefs.ErrInvalidArgument)
+	if want.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, nil
 	}
-	return nil
+	proc, err := r.open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+	if err != nil {
+		return false, nil
+	}
+	defer proc.Close()
+	if err := unix.Fstat(int(proc.Fd()), &st); err != nil || st.Dev != want.Dev || st.Ino != procRootIno {
+		return false, nil
+	}
+	how := unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	for _, name := range procBindable {
+		fd, err := unix.Openat2(int(proc.Fd()), strings.TrimPrefix(name, "/proc/"), &how)
+		if err != nil {
+			continue
+		}
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err == nil && st.Dev == want.Dev && st.Ino == want.Ino {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // withLabel adds the SELinux context option to mount data.
@@ -184,7 +243,7 @@ func (p *preparer) checkTarget(dest string, target *os.File, typ string, bind bo
 			return fmt.Errorf("%s must be mounted on an ordinary directory, %s is not one: %w", typ, target.Name(), errdefs.ErrInvalidArgument)
 		}
 	}
-	return checkProcTarget(dest, target, typ, bind)
+	return p.checkProcTarget(dest, target, typ, bind)
 }
 
 // afterMount reopens the new mount at dest, checks it is inside the root,

@@ -198,8 +198,34 @@ func (r *root) checkInside(f *os.File) error {
 	if err != nil {
 		return fmt.Errorf("check mount target %s: %w", f.Name(), err)
 	}
-	if got != r.path && !strings.HasPrefix(got, strings.TrimSuffix(r.path, "/")+"/") {
+	if _, ok := r.inside(got); !ok {
 		return fmt.Errorf("mount target %s resolved to %q, outside the root filesystem %q", f.Name(), got, r.path)
 	}
 	return nil
+}
+
+// inside returns the host path p as a path in the root, and whether p is
+// in the root at all.
+func (r *root) inside(p string) (string, bool) {
+	if r.path == "/" {
+		return p, true
+	}
+	if p == r.path {
+		return "/", true
+	}
+	rel, ok := strings.CutPrefix(p, strings.TrimSuffix(r.path, "/")+"/")
+	return "/" + rel, ok
+}
+
+// pathOf is where the kernel says f is, as a path in the root (the host
+// path when f is not in the root), for messages.
+func (r *root) pathOf(f *os.File) string {
+	got, err := os.Readlink(fdPath(f))
+	if err != nil {
+		return f.Name()
+	}
+	if p, ok := r.inside(got); ok {
+		return p
+	}
+	return got
 }
