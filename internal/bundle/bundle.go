@@ -11,6 +11,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/gantry-project/gantry/internal/mountinfo"
 	"github.com/gantry-project/gantry/internal/snapshot"
 )
 
@@ -151,34 +152,14 @@ func Mounted(path string) (bool, error) {
 }
 
 // mountedIn tells whether mountinfo lists path as a mount point.
-func mountedIn(mountinfo []byte, path string) bool {
+func mountedIn(mounts []byte, path string) bool {
 	path = filepath.Clean(path)
-	sc := bufio.NewScanner(bytes.NewReader(mountinfo))
+	sc := bufio.NewScanner(bytes.NewReader(mounts))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) > 4 && unescape(f[4]) == path {
+		if len(f) > 4 && mountinfo.Unescape(f[4]) == path {
 			return true
 		}
 	}
 	return false
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space, ...).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

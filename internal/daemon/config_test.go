@@ -173,14 +173,6 @@ func TestListen(t *testing.T) {
 	}
 }
 
-func TestMountinfoUnescape(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/x\134y`: `/x\y`, `/end\04`: `/end\04`} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestValidateTimeoutsAndCgroupParent(t *testing.T) {
 	for _, tc := range []struct {
 		name           string

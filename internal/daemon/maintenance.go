@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-project/gantry/internal/content"
 	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/internal/metadata"
+	"github.com/gantry-project/gantry/internal/mountinfo"
 	"github.com/gantry-project/gantry/internal/services"
 	"github.com/gantry-project/gantry/internal/snapshot"
 )
@@ -256,7 +257,7 @@ func mountsBelow(dir string) ([]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		mp := unescapeMountinfo(fields[4])
+		mp := mountinfo.Unescape(fields[4])
 		if strings.HasPrefix(mp, prefix) {
 			out = append(out, mp)
 		}
@@ -265,25 +266,4 @@ func mountsBelow(dir string) ([]string, error) {
 		return nil, fmt.Errorf("read mounts: %w", err)
 	}
 	return out, nil
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of
-// /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			o := s[i+1 : i+4]
-			if len(o) == 3 && o[0] >= '0' && o[0] <= '3' && o[1] >= '0' && o[1] <= '7' && o[2] >= '0' && o[2] <= '7' {
-				b.WriteByte((o[0]-'0')<<6 | (o[1]-'0')<<3 | (o[2] - '0'))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -9,6 +9,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/gantry-project/gantry/internal/mountinfo"
 )
 
 // OOM kills of the container: when its init exits the shim reads how many
@@ -36,12 +38,12 @@ type cgroupMount struct {
 // bundle's linux.cgroupsPath and the container id: in the v1 memory
 // hierarchy when one is mounted (legacy and hybrid hosts), memory.oom_control's
 // "oom_kill" line, else in the cgroup2 hierarchy memory.events' "oom_kill"
-// line. mountinfo and selfCgroup are the contents of /proc/self/mountinfo
+// line. mounts and selfCgroup are the contents of /proc/self/mountinfo
 // and /proc/self/cgroup: a relative cgroupsPath is below the cgroup of the
 // runtime's process, which is the shim's own (the shim starts it). ok is
 // false when there is nowhere to read: no such hierarchy, or a systemd
 // "slice:prefix:name" path, whose directory only the systemd driver knows.
-func findOOMCounter(mountinfo, selfCgroup, cgroupsPath, id string) (c oomCounter, ok bool, err error) {
+func findOOMCounter(mounts, selfCgroup, cgroupsPath, id string) (c oomCounter, ok bool, err error) {
 	if cgroupsPath == "" {
 		cgroupsPath = "/" + id // the runtime's default, as runc's
 	}
@@ -49,7 +51,7 @@ func findOOMCounter(mountinfo, selfCgroup, cgroupsPath, id string) (c oomCounter
 		return oomCounter{}, false, nil
 	}
 	var v1, v2 *cgroupMount
-	for _, m := range parseCgroupMounts(mountinfo) {
+	for _, m := range parseCgroupMounts(mounts) {
 		switch {
 		case m.v2 && v2 == nil:
 			v2 = &m
@@ -94,9 +96,9 @@ func hierarchyName(v2 bool) string {
 // parseCgroupMounts returns the cgroup and cgroup2 mounts of a mountinfo
 // (proc(5): "id parent maj:min root mountpoint options [optional...] -
 // fstype source superoptions"), in order.
-func parseCgroupMounts(mountinfo string) []cgroupMount {
+func parseCgroupMounts(mounts string) []cgroupMount {
 	var out []cgroupMount
-	for _, line := range strings.Split(mountinfo, "\n") {
+	for _, line := range strings.Split(mounts, "\n") {
 		pre, post, ok := strings.Cut(line, " - ")
 		if !ok {
 			continue
@@ -105,32 +107,13 @@ func parseCgroupMounts(mountinfo string) []cgroupMount {
 		if len(pf) < 5 || len(qf) < 1 || (qf[0] != "cgroup" && qf[0] != "cgroup2") {
 			continue
 		}
-		m := cgroupMount{root: unescapeMountinfo(pf[3]), mountpoint: unescapeMountinfo(pf[4]), v2: qf[0] == "cgroup2"}
+		m := cgroupMount{root: mountinfo.Unescape(pf[3]), mountpoint: mountinfo.Unescape(pf[4]), v2: qf[0] == "cgroup2"}
 		if len(qf) >= 3 {
 			m.options = strings.Split(qf[2], ",")
 		}
 		out = append(out, m)
 	}
 	return out
-}
-
-// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func hasOption(opts []string, want string) bool {
@@ -203,7 +186,7 @@ func (s *Shim) oomKilled() bool {
 }
 
 func (s *Shim) oomKills() (uint64, error) {
-	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return 0, err
 	}
@@ -211,7 +194,7 @@ func (s *Shim) oomKills() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	c, ok, err := findOOMCounter(string(mountinfo), string(self), s.cgroupsPath, s.opts.ID)
+	c, ok, err := findOOMCounter(string(mounts), string(self), s.cgroupsPath, s.opts.ID)
 	if err != nil || !ok {
 		return 0, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gantry-project/gantry/internal/errdefs"
+	"github.com/gantry-project/gantry/internal/mountinfo"
 )
 
 // Mode is the cgroup layout of the host.
@@ -106,7 +107,7 @@ func parseMountinfo(r io.Reader) ([]mountInfo, error) {
 		if qf[0] != "cgroup" && qf[0] != "cgroup2" {
 			continue
 		}
-		m := mountInfo{root: unescapeOctal(pf[3]), mountpoint: unescapeOctal(pf[4]), fstype: qf[0]}
+		m := mountInfo{root: mountinfo.Unescape(pf[3]), mountpoint: mountinfo.Unescape(pf[4]), fstype: qf[0]}
 		if len(qf) >= 3 {
 			m.superOpts = strings.Split(qf[2], ",")
 		}
@@ -116,25 +117,6 @@ func parseMountinfo(r io.Reader) ([]mountInfo, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// unescapeOctal undoes mountinfo's \NNN escaping of spaces, tabs, newlines and backslashes.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func modeFromMounts(mounts []mountInfo) (Mode, error) {

@@ -58,15 +58,6 @@ func TestModeFromMounts(t *testing.T) {
 	}
 }
 
-func TestUnescapeOctal(t *testing.T) {
-	if got := unescapeOctal(`/a\040b\\c`); got != `/a b\\c` {
-		t.Fatalf("got %q", got)
-	}
-	if got := unescapeOctal(`/tail\04`); got != `/tail\04` {
-		t.Fatalf("short escape changed: %q", got)
-	}
-}
-
 func TestResolvePaths(t *testing.T) {
 	mounts := mustMounts(t, hybridMountinfo)
 	self, err := parseProcCgroup(strings.NewReader(hybridSelf))

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gantry-project/gantry/internal/errdefs"
+	"github.com/gantry-project/gantry/internal/mountinfo"
 )
 
 // mountInfo is one line of /proc/self/mountinfo.
@@ -33,50 +34,13 @@ func parseMountInfo(text string) []mountInfo {
 			continue
 		}
 		out = append(out, mountInfo{
-			root:       unescapeMountPath(fields[3]),
-			mountpoint: unescapeMountPath(fields[4]),
+			root:       mountinfo.Unescape(fields[3]),
+			mountpoint: mountinfo.Unescape(fields[4]),
 			fstype:     fields[sep+1],
 			superOpts:  fields[sep+3],
 		})
 	}
 	return out
-}
-
-// unescapeMountPath undoes the octal escapes (\040 for space, ...) of
-// mountinfo paths.
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if c, ok := octal(s[i+1 : i+4]); ok {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func octal(s string) (byte, bool) {
-	if len(s) != 3 {
-		return 0, false
-	}
-	var v int
-	for _, c := range s {
-		if c < '0' || c > '7' {
-			return 0, false
-		}
-		v = v*8 + int(c-'0')
-	}
-	if v > 255 {
-		return 0, false
-	}
-	return byte(v), true
 }
 
 // parseProcCgroup parses /proc/self/cgroup into controller-list -> path
