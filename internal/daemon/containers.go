@@ -856,7 +856,7 @@ func (c *containers) ExecTask(ctx context.Context, ns string, req *gantryv1.Exec
 	if req.GetUser() != "" {
 		u, err := specgen.ResolveUser(req.GetUser(), specgen.DirLookup(bundle.Rootfs(bundle.Dir(c.bundles, ns, r.ID))))
 		if err != nil {
-			return nil, fmt.Errorf("user %q: %w", req.GetUser(), err)
+			return nil, err // it names the user
 		}
 		p.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
 	}

@@ -110,3 +110,18 @@ func TestExecOutputIsItsOwn(t *testing.T) {
 		t.Errorf("container output missing from its log: %q", logs)
 	}
 }
+
+// TestExecUser: exec -u runs as the user the container's /etc/passwd
+// names; a user it does not name is refused with one clear line (its
+// prefix not repeated).
+func TestExecUser(t *testing.T) {
+	e := newEnv(t)
+	e.mustGantry("run", "-d", "--name", "c", "busybox", "sleep", "1000")
+	if out := e.mustGantry("exec", "-u", "nobody", "c", "id", "-u"); strings.TrimSpace(out) != "65534" {
+		t.Errorf("exec -u nobody: id -u says %q, want 65534", out)
+	}
+	_, errOut, code := e.gantry("exec", "-u", "no-such-user", "c", "id")
+	if code == 0 || strings.Contains(errOut, `user "no-such-user": user "no-such-user"`) || !strings.Contains(errOut, `no user "no-such-user" in the image's /etc/passwd`) {
+		t.Errorf("exec -u no-such-user: exit %d, stderr %q; want one failure line naming the user", code, errOut)
+	}
+}
