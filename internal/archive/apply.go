@@ -44,8 +44,22 @@ type ApplyOptions struct {
 	// has no entry of its own) takes the owner, mode and times of the lower
 	// directory it will hide instead of root:root 0755 (looked up in each
 	// lower without following symlinks: a symlink there is no directory).
+	// A lower entry counts only where the lowers merged show it: a whiteout,
+	// a non-directory or an opaque directory in a higher lower hides what
+	// the lowers below have there.
 	Parents []string
+	// Charge, when set, is told of the file data the apply writes, before
+	// any of it is written.
+	Charge Charge
 }
+
+// Charge is told of n bytes of file data an apply is about to write: the
+// size of every regular file (the logical size of a sparse one, whose holes
+// the tar stream does not hold and which is written out in full), and of
+// every file copied up from a lower layer for a hardlink (which the tar
+// stream does not hold at all). An error ends the apply before anything of
+// that file is written.
+type Charge func(n int64) error
 
 const (
 	whiteoutPrefix = ".wh."
@@ -81,7 +95,17 @@ const (
 // (lchown), modes with setuid/setgid/sticky bits, xattrs (PAX
 // SCHILY.xattr.*, except trusted.overlay.* which the layer may not set),
 // times (directories' after their contents), device nodes, fifos, symlinks
-// and hardlinks are kept.
+// and hardlinks are kept. Sparse files (GNU and PAX sparse formats) are
+// written out in full.
+//
+// Whiteouts hide only what the lower layers have (the image-spec: "Whiteout
+// files MUST only apply to resources in lower/parent layers"), whatever the
+// order of the entries: a whiteout of a path where the layer has an entry
+// of its own, or entries below it, leaves them and hides only the lower
+// layers' (what else the directory held in WhiteoutRemove, an opaque
+// directory in WhiteoutOverlay). In WhiteoutOverlay the explicit whiteouts
+// are therefore written after the layer's other entries; one below a path
+// the layer also whites out is dropped.
 func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (int64, error) {
 	cr := &countingReader{r: r}
 	rootf, err := os.OpenFile(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -129,6 +153,9 @@ func (a *applier) run(cr io.Reader) error {
 			return fmt.Errorf("apply tar entry %q: %w", hdr.Name, err)
 		}
 	}
+	if err := a.overlayWhiteouts(); err != nil {
+		return err
+	}
 	a.closeParent()
 	if err := a.finishDirs(); err != nil {
 		return err
@@ -161,11 +188,18 @@ type applier struct {
 	ctx  context.Context
 	root *os.File
 	opts ApplyOptions
-	// created holds every path this layer made (for opaque directories in
-	// WhiteoutRemove mode: what the layer made stays).
-	created  map[string]bool
-	dirTimes []dirTime
-	buf      []byte
+	// created holds, in WhiteoutRemove mode, every path this layer made
+	// and every directory above one (whiteouts and opaque directories
+	// leave them).
+	created map[string]bool
+	// whiteouts are the explicit whiteouts of a WhiteoutOverlay apply,
+	// written after the other entries; copiedUp the files copied up from
+	// a lower layer for a hardlink (not the layer's own: a whiteout of one
+	// replaces it).
+	whiteouts []string
+	copiedUp  map[string]bool
+	dirTimes  []dirTime
+	buf       []byte
 
 	// dir is the parent directory of the last entry, kept open for the
 	// next entries of the same directory (tars list a directory's entries
@@ -287,6 +321,17 @@ func (a *applier) removedSomething() {
 	a.removed = true
 }
 
+// markCreated records, in WhiteoutRemove mode, that the layer made rel,
+// and so needs every directory above it.
+func (a *applier) markCreated(rel string) {
+	if a.opts.Whiteouts != WhiteoutRemove {
+		return
+	}
+	for ; rel != "." && !a.created[rel]; rel = path.Dir(rel) {
+		a.created[rel] = true
+	}
+}
+
 // cleanName makes a tar name relative to root: "." is root itself. A name
 // that climbs above root is refused.
 func cleanName(name string) (string, error) {
@@ -311,13 +356,17 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		if name == "" || name == "." || name == ".." {
 			return fmt.Errorf("whiteout names %q: %w", name, errdefs.ErrInvalidArgument)
 		}
+		if a.opts.Whiteouts == WhiteoutOverlay {
+			a.whiteouts = append(a.whiteouts, path.Join(parentRel, name))
+			return nil
+		}
 		return a.whiteout(parentRel, name)
 	}
 	if rel == "." && hdr.Typeflag != tar.TypeDir {
 		return fmt.Errorf("the root can only be a directory, not type %q: %w", hdr.Typeflag, errdefs.ErrInvalidArgument)
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		slog.DebugContext(a.ctx, "skip tar entry of unsupported type", "name", hdr.Name, "type", string(hdr.Typeflag))
 		return nil
@@ -330,12 +379,10 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	if hdr.Typeflag == tar.TypeLink {
 		return a.hardlink(hdr, rel, pfd, base)
 	}
-	if a.opts.Whiteouts == WhiteoutRemove {
-		a.created[rel] = true
-	}
+	a.markCreated(rel)
 	mode := uint32(hdr.Mode) & 0o7777
 	switch hdr.Typeflag {
-	case tar.TypeReg:
+	case tar.TypeReg, tar.TypeGNUSparse: // the tar reader fills a sparse file's holes
 		return a.writeFile(d, base, hdr, r, mode)
 	case tar.TypeSymlink:
 		err := a.create(pfd, base, func() error { return unix.Symlinkat(hdr.Linkname, pfd, base) })
@@ -417,12 +464,15 @@ func (a *applier) mkdir(pfd int, base string) error {
 	return nil
 }
 
-// writeFile creates the regular file base in d with the entry's data and
-// metadata, all through the open file: owner (unless creation gave the
-// right one), then mode (unless creation gave the right one; chown clears
-// setuid/setgid), then xattrs (chown clears security.capability), then
-// times (after the data).
+// writeFile charges the entry's size, then creates the regular file base in
+// d with the entry's data and metadata, all through the open file: owner
+// (unless creation gave the right one), then mode (unless creation gave the
+// right one; chown clears setuid/setgid), then xattrs (chown clears
+// security.capability), then times (after the data).
 func (a *applier) writeFile(d *parentDir, base string, hdr *tar.Header, r io.Reader, mode uint32) error {
+	if err := a.charge(hdr.Size); err != nil {
+		return fmt.Errorf("file of %d bytes: %w", hdr.Size, err)
+	}
 	perm := mode & 0o777
 	var fd int
 	err := a.create(d.fd, base, func() (err error) {
@@ -437,6 +487,15 @@ func (a *applier) writeFile(d *parentDir, base string, hdr *tar.Header, r io.Rea
 		err = fmt.Errorf("write file: %w", cerr)
 	}
 	return err
+}
+
+// charge tells ApplyOptions.Charge of n bytes of file data about to be
+// written.
+func (a *applier) charge(n int64) error {
+	if a.opts.Charge == nil || n == 0 {
+		return nil
+	}
+	return a.opts.Charge(n)
 }
 
 func (a *applier) fillFile(fd int, d *parentDir, hdr *tar.Header, r io.Reader, mode, perm uint32) error {
@@ -609,9 +668,6 @@ func (a *applier) mkdirParents(rel string) (*os.File, error) {
 			// it is not ours to change; opening it again fails below.
 			err = unix.Mkdirat(int(cur.Fd()), part, 0o755)
 			if err == nil {
-				if a.opts.Whiteouts == WhiteoutRemove {
-					a.created[prefix] = true
-				}
 				if a.detached {
 					a.noteImplicit(int(cur.Fd()), part, prefix, path.Dir(prefix))
 				}
@@ -654,29 +710,87 @@ func (a *applier) copyUpDirMeta(pfd int, base, rel string) error {
 	return nil
 }
 
-// lowerDir returns the attributes of the directory rel in the topmost of
-// the lower directories that has one there, looked up without following
-// any symlink (a symlink in a lower layer does not make a directory).
+// lowerDir returns the attributes of the directory rel of the lower
+// directories (see lowerEntry), if they show a directory there.
 func lowerDir(lowers []string, rel string) (unix.Stat_t, bool) {
-	for _, lower := range lowers {
-		lroot, err := os.OpenFile(lower, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			continue
-		}
-		ldir, err := openNoSymlinks(lroot, path.Dir(rel))
-		lroot.Close()
-		if err != nil {
-			continue
-		}
-		var st unix.Stat_t
-		err = unix.Fstatat(int(ldir.Fd()), path.Base(rel), &st, unix.AT_SYMLINK_NOFOLLOW)
-		ldir.Close()
-		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			continue
-		}
-		return st, true
+	dir, st, err := lowerEntry(lowers, rel)
+	if err != nil {
+		return unix.Stat_t{}, false
 	}
-	return unix.Stat_t{}, false
+	dir.Close()
+	return st, st.Mode&unix.S_IFMT == unix.S_IFDIR
+}
+
+// lowerEntry looks rel up in the lower directories (topmost first) as
+// overlayfs merges them, following no symlink: the topmost lower with an
+// entry at rel has it, unless a higher lower hides it with a whiteout (a
+// 0:0 character device) or a non-directory at rel or above it, or with an
+// opaque directory above it (which hides what the lowers below have under
+// it). It returns an O_PATH handle of rel's directory in that lower, for
+// the caller to close, and rel's attributes there; or ENOENT.
+func lowerEntry(lowers []string, rel string) (*os.File, unix.Stat_t, error) {
+	parts := strings.Split(rel, "/")
+	for _, lower := range lowers {
+		dir, err := os.OpenFile(lower, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, unix.Stat_t{}, fmt.Errorf("open lower directory: %w", err)
+		}
+		dir, st, hidden, err := lookupLower(dir, parts)
+		if err != nil || dir != nil {
+			return dir, st, err
+		}
+		if hidden {
+			break
+		}
+	}
+	return nil, unix.Stat_t{}, unix.ENOENT
+}
+
+// lookupLower walks the path parts down from dir, one lower directory
+// (whose handle it takes over). It returns the handle of the last part's
+// directory and its attributes if the lower has it; otherwise hidden says
+// whether the lower hides it in the lowers below.
+func lookupLower(dir *os.File, parts []string) (_ *os.File, _ unix.Stat_t, hidden bool, _ error) {
+	opaque := false
+	for i, part := range parts {
+		var st unix.Stat_t
+		err := unix.Fstatat(int(dir.Fd()), part, &st, unix.AT_SYMLINK_NOFOLLOW)
+		switch {
+		case err == nil && i == len(parts)-1 && !isWhiteout(st):
+			return dir, st, false, nil
+		case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
+			var next int
+			next, err = unix.Openat(int(dir.Fd()), part, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			dir.Close()
+			if err != nil {
+				return nil, st, false, err
+			}
+			dir = os.NewFile(uintptr(next), part)
+			opaque = opaque || isOpaque(next)
+			continue
+		}
+		dir.Close()
+		if errors.Is(err, unix.ENOENT) {
+			return nil, st, opaque, nil
+		}
+		// A whiteout, or a file or symlink above the last part, hides it.
+		return nil, st, err == nil, err
+	}
+	dir.Close()
+	return nil, unix.Stat_t{}, false, unix.ENOENT // no parts
+}
+
+// isWhiteout says whether st is an overlay whiteout: a 0:0 character device.
+func isWhiteout(st unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+}
+
+// isOpaque says whether the directory fd (O_PATH) is an opaque overlay
+// directory.
+func isOpaque(fd int) bool {
+	buf := make([]byte, 1)
+	n, err := unix.Getxattr("/proc/self/fd/"+strconv.Itoa(fd), overlayOpaque, buf)
+	return err == nil && n == 1 && buf[0] == 'y'
 }
 
 // hardlink links base in pfd to the entry hdr.Linkname, which must lie inside
@@ -742,9 +856,7 @@ func (a *applier) hardlink(hdr *tar.Header, rel string, pfd int, base string) er
 	if err != nil {
 		return fmt.Errorf("hardlink to %q: %w", hdr.Linkname, err)
 	}
-	if a.opts.Whiteouts == WhiteoutRemove {
-		a.created[rel] = true
-	}
+	a.markCreated(rel)
 	return nil
 }
 
@@ -790,30 +902,28 @@ func openNoSymlinksWalk(root *os.File, rel string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), rel), nil
 }
 
-// copyUp copies the regular file rel from the topmost lower directory that
-// has it into tbase of tfd (the same path in root), keeping its metadata.
+// copyUp copies the regular file rel of the lower directories (see
+// lowerEntry) into tbase of tfd (the same path in root), keeping its
+// metadata.
 func (a *applier) copyUp(rel string, tfd int, tbase string) error {
-	for _, lower := range a.opts.Parents {
-		lroot, err := os.OpenFile(lower, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open lower directory: %w", err)
-		}
-		ldir, err := openNoSymlinks(lroot, path.Dir(rel))
-		lroot.Close()
-		if err != nil {
-			continue
-		}
-		err = copyUpFile(int(ldir.Fd()), tbase, tfd, a.buf)
-		ldir.Close()
-		if errors.Is(err, unix.ENOENT) {
-			continue
-		}
+	ldir, _, err := lowerEntry(a.opts.Parents, rel)
+	if err != nil {
 		return err
 	}
-	return unix.ENOENT
+	defer ldir.Close()
+	if err := a.copyUpFile(int(ldir.Fd()), tbase, tfd); err != nil {
+		return err
+	}
+	if a.copiedUp == nil {
+		a.copiedUp = map[string]bool{}
+	}
+	a.copiedUp[rel] = true
+	return nil
 }
 
-func copyUpFile(lfd int, base string, tfd int, buf []byte) error {
+// copyUpFile copies the regular file base of the directory lfd into tfd,
+// after charging its size.
+func (a *applier) copyUpFile(lfd int, base string, tfd int) error {
 	sfd, err := unix.Openat(lfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
@@ -830,13 +940,17 @@ func copyUpFile(lfd int, base string, tfd int, buf []byte) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf("copy up %q: not a regular file: %w", base, errdefs.ErrInvalidArgument)
 	}
+	if err := a.charge(st.Size); err != nil {
+		return fmt.Errorf("copy up %q of %d bytes: %w", base, st.Size, err)
+	}
 	dfd, err := unix.Openat(tfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("copy up %q: %w", base, err)
 	}
 	dst := os.NewFile(uintptr(dfd), base)
 	defer dst.Close()
-	if _, err := io.CopyBuffer(dst, src, buf); err != nil {
+	// No more than was charged, whatever the file does meanwhile.
+	if _, err := io.CopyBuffer(dst, io.LimitReader(src, st.Size), a.buf); err != nil {
 		return fmt.Errorf("copy up %q: %w", base, err)
 	}
 	if err := unix.Fchown(dfd, int(st.Uid), int(st.Gid)); err != nil {
@@ -848,25 +962,9 @@ func copyUpFile(lfd int, base string, tfd int, buf []byte) error {
 	return unix.UtimesNanoAt(tfd, base, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// whiteout hides name in the directory parentRel.
+// whiteout removes name in the directory parentRel (WhiteoutRemove), or,
+// if the layer made it or something below it, what else it holds.
 func (a *applier) whiteout(parentRel, name string) error {
-	if a.opts.Whiteouts == WhiteoutOverlay {
-		d, err := a.parent(parentRel)
-		if err != nil {
-			return err
-		}
-		pfd := d.fd
-		if err := a.create(pfd, name, func() error { return unix.Mknodat(pfd, name, unix.S_IFCHR, 0) }); err != nil {
-			return fmt.Errorf("create overlay whiteout %q: %w", name, err)
-		}
-		a.probe(d)
-		if !d.known || a.euid != 0 || d.gid != 0 {
-			if err := unix.Fchownat(pfd, name, 0, 0, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return fmt.Errorf("chown overlay whiteout %q: %w", name, err)
-			}
-		}
-		return nil
-	}
 	parent, err := pathrs.OpenatInRoot(a.root, parentRel)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
@@ -875,9 +973,81 @@ func (a *applier) whiteout(parentRel, name string) error {
 		return fmt.Errorf("open whiteout directory %q: %w", parentRel, err)
 	}
 	defer parent.Close()
+	rel := path.Join(parentRel, name)
+	if a.created[rel] {
+		fd, err := unix.Openat(int(parent.Fd()), name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT) {
+			return nil // the layer's own entry, which replaced the lower one
+		}
+		if err != nil {
+			return fmt.Errorf("whiteout %q: %w", name, err)
+		}
+		defer unix.Close(fd)
+		a.removedSomething()
+		return a.removeLower(fd, rel)
+	}
 	a.removedSomething()
 	if err := removeAllAt(int(parent.Fd()), name); err != nil {
 		return fmt.Errorf("whiteout %q: %w", name, err)
+	}
+	return nil
+}
+
+// overlayWhiteouts writes the explicit whiteouts of a WhiteoutOverlay
+// apply once the layer's other entries are in place, so that they hide
+// only what the lower layers have: where the layer has nothing (or only a
+// file it copied up for a hardlink), an overlay whiteout; where it has a
+// directory, that directory made opaque (the lower one's entries are
+// hidden, the layer's stay); where it has another entry, nothing (that
+// entry hides the lower one already). A whiteout below another whiteout
+// of the layer is dropped: the outer one hides the lower entries there.
+func (a *applier) overlayWhiteouts() error {
+	if len(a.whiteouts) == 0 {
+		return nil
+	}
+	out := make(map[string]bool, len(a.whiteouts))
+	for _, rel := range a.whiteouts {
+		out[rel] = true
+	}
+next:
+	for _, rel := range a.whiteouts {
+		for p := path.Dir(rel); p != "."; p = path.Dir(p) {
+			if out[p] {
+				continue next
+			}
+		}
+		if err := a.overlayWhiteout(rel); err != nil {
+			return fmt.Errorf("apply whiteout of %q: %w", rel, err)
+		}
+	}
+	return nil
+}
+
+func (a *applier) overlayWhiteout(rel string) error {
+	name := path.Base(rel)
+	d, err := a.parent(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	pfd := d.fd
+	var st unix.Stat_t
+	err = unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		return a.opaque(rel)
+	case err == nil && !a.copiedUp[rel]:
+		return nil
+	case err != nil && !errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("stat %q: %w", name, err)
+	}
+	if err := a.create(pfd, name, func() error { return unix.Mknodat(pfd, name, unix.S_IFCHR, 0) }); err != nil {
+		return fmt.Errorf("create overlay whiteout %q: %w", name, err)
+	}
+	a.probe(d)
+	if !d.known || a.euid != 0 || d.gid != 0 {
+		if err := unix.Fchownat(pfd, name, 0, 0, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown overlay whiteout %q: %w", name, err)
+		}
 	}
 	return nil
 }

@@ -50,15 +50,16 @@ type Detached struct {
 // ApplyOptions.Parents gives them. A layer that needs more (a hardlink to a
 // file of a lower layer, or anything removed or replaced while it has
 // implicit directories) fails with ErrNeedsLowers: remove what it made and
-// apply it again with Apply once the lower layers are in place.
-func ApplyDetached(ctx context.Context, root string, r io.Reader) (int64, *Detached, error) {
+// apply it again with Apply once the lower layers are in place. charge, if
+// not nil, is ApplyOptions.Charge.
+func ApplyDetached(ctx context.Context, root string, r io.Reader, charge Charge) (int64, *Detached, error) {
 	cr := &countingReader{r: r}
 	rootf, err := os.OpenFile(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, nil, fmt.Errorf("open apply root: %w", err)
 	}
 	defer rootf.Close()
-	a := newApplier(ctx, rootf, ApplyOptions{Whiteouts: WhiteoutOverlay})
+	a := newApplier(ctx, rootf, ApplyOptions{Whiteouts: WhiteoutOverlay, Charge: charge})
 	a.detached = true
 	a.implicit = map[string]*implicitDir{}
 	d := &Detached{hist: map[string]implicitDir{}}

@@ -71,6 +71,21 @@ func TestApplyDetachedMatchesSequential(t *testing.T) {
 		},
 		now: []string{"q"},
 	}, {
+		name:   "whiteouts of the layer's own entries",
+		lowers: [][]entry{{file("foo", "l"), file("d/x", "x"), file("e/x", "x")}},
+		upper: []entry{
+			file("foo", "n"), file(".wh.foo", ""), dir("d"), file("d/y", "y"), file(".wh.d", ""),
+			file(".wh.e", ""), file("e/y", "y"),
+		},
+	}, {
+		name: "implicit directory over a whited-out lower directory",
+		lowers: [][]entry{
+			{{name: "f", typ: tar.TypeDir, mode: 0o700, uid: 10, gid: 20, mtime: t1}, file("f/old", "o")},
+			{file(".wh.f", "")},
+		},
+		upper: []entry{file("f/new", "n")},
+		now:   []string{"f"},
+	}, {
 		name:   "hardlinks within the layer",
 		lowers: [][]entry{{file("base", "b")}},
 		upper: []entry{
@@ -129,7 +144,7 @@ func TestApplyDetachedMatchesSequential(t *testing.T) {
 			if _, err := Apply(context.Background(), seq, bytes.NewReader(tarball), ApplyOptions{Whiteouts: WhiteoutOverlay, Parents: lowers}); err != nil {
 				t.Fatalf("sequential apply: %v", err)
 			}
-			n, d, err := ApplyDetached(context.Background(), det, bytes.NewReader(tarball))
+			n, d, err := ApplyDetached(context.Background(), det, bytes.NewReader(tarball), nil)
 			if tc.needsLowers {
 				if !errors.Is(err, ErrNeedsLowers) {
 					t.Fatalf("detached apply: got %v, want ErrNeedsLowers", err)

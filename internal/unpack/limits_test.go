@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +20,11 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/gantry-project/gantry/internal/archive/archivetest"
 	"github.com/gantry-project/gantry/internal/content"
 	"github.com/gantry-project/gantry/internal/errdefs"
 	"github.com/gantry-project/gantry/internal/snapshot"
+	"github.com/gantry-project/gantry/internal/snapshot/testsuite"
 )
 
 // bomb stores in cs a layer holding one file of size zero bytes, compressed
@@ -169,5 +174,104 @@ func TestLimitsDefaults(t *testing.T) {
 	want := Limits{MaxLayerSize: DefaultMaxLayerSize, MaxImageSize: DefaultMaxImageSize, MaxRatio: -1, RatioFloor: 5}
 	if got != want {
 		t.Fatalf("withDefaults = %+v, want %+v", got, want)
+	}
+}
+
+// TestUnpackLimitsWrites: what a layer writes counts against the limits
+// even where its tar stream holds less: a sparse file's logical size, and
+// the files copied up for hardlinks to lower layers. A layer that writes
+// too much fails, naming the entry and the limit, and leaves no snapshot.
+func TestUnpackLimitsWrites(t *testing.T) {
+	ctx := context.Background()
+	cs, err := content.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pax := range []bool{true, false} {
+		huge := store(t, cs, archivetest.SparseTar("big", []byte("A"), 64<<20, pax), "gzip")
+		sparse := store(t, cs, archivetest.SparseTar("sparse", []byte("data"), 3<<20, pax), "gzip")
+		for name, newSn := range snapshotters(t) {
+			t.Run(fmt.Sprintf("%s/pax=%v", name, pax), func(t *testing.T) {
+				snRoot := t.TempDir()
+				sn, err := newSn(snRoot)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { sn.Close() })
+				m, c := image(huge)
+				_, err = UnpackWithLimits(ctx, cs, sn, m, c, Limits{MaxLayerSize: 16 << 20})
+				t.Logf("error: %v", err)
+				if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), huge.desc.Digest.String()) ||
+					!strings.Contains(err.Error(), `"big"`) || !strings.Contains(err.Error(), "limit of 16777216 bytes per layer") {
+					t.Fatalf("got %v, want ErrInvalidArgument naming the layer, the entry and the limit", err)
+				}
+				if got := keys(t, sn); len(got) != 0 {
+					t.Errorf("snapshots left: %v", got)
+				}
+				if n := dirSize(t, snRoot); n > 1<<20 {
+					t.Errorf("%d bytes left under the snapshotter root", n)
+				}
+
+				// Within the limits, it is written out in full.
+				m, c = image(sparse)
+				top, err := UnpackWithLimits(ctx, cs, sn, m, c, Limits{MaxLayerSize: 4 << 20})
+				if err != nil {
+					t.Fatal(err)
+				}
+				mounts, err := sn.View(ctx, "view", top)
+				if err != nil {
+					t.Fatal(err)
+				}
+				testsuite.Use(t, mounts, func(dir string) {
+					b, err := os.ReadFile(filepath.Join(dir, "sparse"))
+					if err != nil || len(b) != 3<<20 || string(b[:4]) != "data" || bytes.Count(b[4:], []byte{0}) != len(b)-4 {
+						t.Errorf("sparse file: %d bytes, %v; want 3 MiB: \"data\" then zeros", len(b), err)
+					}
+				})
+			})
+		}
+	}
+
+	t.Run("copy-up", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("the overlay snapshotter needs root")
+		}
+		// Each layer above the base copies its 8 MiB file up.
+		layers := []layer{bomb(t, cs, "big", 8<<20, "gzip")}
+		for i := 1; i <= 4; i++ {
+			layers = append(layers, store(t, cs, layerTar(t, ent{name: fmt.Sprintf("link%d", i), typ: tar.TypeLink, link: "big"}), "gzip"))
+		}
+		m, c := image(layers...)
+		chain := ChainIDs(c.RootFS.DiffIDs)
+		for _, sn := range map[string]snapshot.Snapshotter{"parallel": newOverlay(t), "sequential": sequentialOnly{newOverlay(t)}} {
+			_, err := UnpackWithLimits(ctx, cs, sn, m, c, Limits{MaxImageSize: 20 << 20})
+			t.Logf("error: %v", err)
+			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "layer 2 ("+layers[2].desc.Digest.String()) ||
+				!strings.Contains(err.Error(), `"link2"`) || !strings.Contains(err.Error(), "limit of 20971520 bytes per image") {
+				t.Fatalf("got %v, want ErrInvalidArgument naming layer 2, its entry and the limit", err)
+			}
+			want := []string{chain[0].String() + "/committed", chain[1].String() + "/committed"}
+			sort.Strings(want)
+			if got := keys(t, sn); strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("snapshots after the failure: %v, want %v", got, want)
+			}
+			if top, err := UnpackWithLimits(ctx, cs, sn, m, c, Limits{MaxImageSize: 40 << 20}); err != nil || top != chain[4].String() {
+				t.Errorf("within the limits: %q, %v", top, err)
+			}
+		}
+	})
+}
+
+// TestLimitChargeSaturates: sizes from tar headers may be as large as
+// int64 goes; their sums must not wrap past the limits.
+func TestLimitChargeSaturates(t *testing.T) {
+	for _, lim := range []Limits{{}, {MaxLayerSize: -1}, {MaxLayerSize: -1, MaxImageSize: -1}} {
+		lr := &limitReader{lim: lim.withDefaults(), compressed: 1 << 20, image: &usage{}}
+		if err := lr.charge(1); err != nil {
+			t.Fatal(err)
+		}
+		if err := lr.charge(math.MaxInt64); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%+v: charge of 1 then math.MaxInt64 bytes: %v, want ErrInvalidArgument", lim, err)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -45,14 +44,14 @@ type parallel struct {
 	diffIDs []digest.Digest
 	chain   []digest.Digest
 	opts    Options
-	total   *atomic.Int64
+	total   *usage
 
 	slots chan struct{}
 	done  []chan struct{} // closed when the layer is committed or failed
 	errs  []error         // the layer's result, read after done
 }
 
-func unpackParallel(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, pc snapshot.ParentCommitter, layers []ocispec.Descriptor, diffIDs, chain []digest.Digest, opts Options, total *atomic.Int64) (string, error) {
+func unpackParallel(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, pc snapshot.ParentCommitter, layers []ocispec.Descriptor, diffIDs, chain []digest.Digest, opts Options, total *usage) (string, error) {
 	n := len(layers)
 	p := &parallel{
 		cs: cs, sn: sn, pc: pc, layers: layers, diffIDs: diffIDs, chain: chain, opts: opts, total: total,
@@ -247,10 +246,10 @@ func (p *parallel) extract(ctx context.Context, i int) (_ *extracted, retErr err
 		return nil, wrap(fmt.Errorf("a snapshot without parent has mounts %v, want one bind mount: %w", mounts, errdefs.ErrNotImplemented))
 	}
 	dir := mounts[0].Source
-	_, det, err := archive.ApplyDetached(ctx, dir, io.TeeReader(lr, hash.Hash()))
+	_, det, err := archive.ApplyDetached(ctx, dir, io.TeeReader(lr, hash.Hash()), lr.charge)
 	if errors.Is(err, archive.ErrNeedsLowers) {
 		// Its bytes count once, when it is applied again.
-		p.total.Add(-lr.n)
+		lr.uncount()
 		if err := p.sn.Remove(context.WithoutCancel(ctx), key); err != nil {
 			return nil, wrap(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -81,7 +80,7 @@ func UnpackFrom(ctx context.Context, blobs BlobOpener, sn snapshot.Snapshotter, 
 
 func unpack(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, layers []ocispec.Descriptor, rootfs ocispec.RootFS, opts Options) (string, error) {
 	opts.Limits = opts.Limits.withDefaults()
-	var total atomic.Int64
+	var total usage
 	if rootfs.Type != "layers" {
 		return "", fmt.Errorf("config.rootfs.type %q, want \"layers\": %w", rootfs.Type, errdefs.ErrInvalidArgument)
 	}
@@ -116,7 +115,7 @@ func unpack(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, layers 
 
 // unpackOne makes sure the committed snapshot id exists, unpacking layer i
 // onto parent if it does not. The caller holds the layer's lock.
-func unpackOne(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, opts Options, total *atomic.Int64) error {
+func unpackOne(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, opts Options, total *usage) error {
 	info, err := sn.Stat(ctx, id)
 	switch {
 	case err == nil && info.Kind == snapshot.KindCommitted:
@@ -130,7 +129,7 @@ func unpackOne(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, i in
 	}
 }
 
-func applyLayer(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, opts Options, total *atomic.Int64) (retErr error) {
+func applyLayer(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, i int, layer ocispec.Descriptor, diffID digest.Digest, id, parent string, opts Options, total *usage) (retErr error) {
 	// The blob first: opening it may wait for its download, and nothing
 	// is prepared meanwhile.
 	f, err := cs.Open(ctx, layer.Digest)
@@ -166,6 +165,7 @@ func applyLayer(ctx context.Context, cs BlobOpener, sn snapshot.Snapshotter, i i
 		compressed = st.Size()
 	}
 	lr := &limitReader{r: rc, lim: opts.Limits, compressed: compressed, image: total}
+	aopts.Charge = lr.charge
 	digester := diffID.Algorithm().Digester()
 	if _, err := archive.Apply(ctx, dir, io.TeeReader(lr, digester.Hash()), aopts); err != nil {
 		if lr.err != nil {
