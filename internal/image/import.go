@@ -62,10 +62,15 @@ func (s *Service) Import(ctx context.Context, ns string, r io.Reader, opts Impor
 		if err != nil {
 			return nil, fmt.Errorf("import: read archive: %w: %w", err, errdefs.ErrInvalidArgument)
 		}
+		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
+		if sparse(hdr) {
+			// A few bytes of archive would become as many zeros in the
+			// content store as the entry claims; no image tool writes one.
+			return nil, fmt.Errorf("import: %s: a sparse file (%d bytes claimed), which an image archive never holds: %w", name, hdr.Size, errdefs.ErrInvalidArgument)
+		}
 		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
-		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
 		switch name {
 		case "index.json", "manifest.json", ocispec.ImageLayoutFile, "repositories":
 			b, err := io.ReadAll(io.LimitReader(tr, maxMetaFile+1))
@@ -253,4 +258,19 @@ func (s *Service) sniffLayer(ctx context.Context, d digest.Digest) (string, erro
 		return remote.MediaTypeDockerLayerZstd, nil
 	}
 	return remote.MediaTypeDockerLayer, nil
+}
+
+// sparse tells whether hdr is a sparse file, in GNU's old format (type 'S')
+// or in GNU's PAX formats (GNU.sparse.* records), which archive/tar reads
+// as a regular file of the logical size.
+func sparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
