@@ -186,17 +186,45 @@ func (s *Shim) oomKilled() bool {
 }
 
 func (s *Shim) oomKills() (uint64, error) {
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return 0, err
+	l := s.oom.Load()
+	if l == nil {
+		s.locateOOMCounter()
+		l = s.oom.Load()
 	}
-	self, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return 0, err
+	<-l.done
+	if l.err != nil || !l.ok {
+		return 0, l.err
 	}
-	c, ok, err := findOOMCounter(string(mounts), string(self), s.cgroupsPath, s.opts.ID)
-	if err != nil || !ok {
-		return 0, err
-	}
-	return c.read()
+	return l.c.read()
+}
+
+// oomLocation is where the container's OOM kills are counted, found once,
+// in the background, while the container is created: at the init's exit
+// only the counter is read, on the path that reports the exit.
+type oomLocation struct {
+	done chan struct{} // closed once the fields are set
+	c    oomCounter
+	ok   bool
+	err  error
+}
+
+// locateOOMCounter starts finding the counter (s.cgroupsPath must be
+// set); oomKills waits for it.
+func (s *Shim) locateOOMCounter() {
+	l := &oomLocation{done: make(chan struct{})}
+	s.oom.Store(l)
+	go func() {
+		defer close(l.done)
+		mounts, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			l.err = err
+			return
+		}
+		self, err := os.ReadFile("/proc/self/cgroup")
+		if err != nil {
+			l.err = err
+			return
+		}
+		l.c, l.ok, l.err = findOOMCounter(string(mounts), string(self), s.cgroupsPath, s.opts.ID)
+	}()
 }

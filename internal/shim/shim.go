@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -56,8 +57,9 @@ type Shim struct {
 	log    *jsonLog
 	reaper *reaper
 	// cgroupsPath is the bundle's linux.cgroupsPath: where the OOM kills
-	// of the container are counted (oom.go).
+	// of the container are counted (oom.go), found by oom.
 	cgroupsPath string
+	oom         atomic.Pointer[oomLocation]
 
 	mu        sync.Mutex
 	init      *process
@@ -323,6 +325,7 @@ func (s *Shim) create() error {
 		return err
 	}
 	s.cgroupsPath = cgroupsPath
+	s.locateOOMCounter()
 	out := newOutputHub(false)
 	status := shimapi.StatusCreated
 	if s.opts.Start {
