@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,6 +18,9 @@ import (
 
 // maxTokenReply bounds what is read of a token server's answer.
 const maxTokenReply = 1 << 20
+
+// maxTokenWait caps how long a token exchange may take, as probe's is capped.
+const maxTokenWait = 30 * time.Second
 
 // challenge is one WWW-Authenticate challenge: a lower-case scheme
 // ("bearer", "basic") and its auth-params, keys lower-cased.
@@ -114,6 +118,7 @@ type authTransport struct {
 	user, pass string
 	base       http.RoundTripper
 	now        func() time.Time
+	wait       time.Duration // bound of one token exchange, body included
 
 	mu     sync.Mutex
 	basic  bool                   // the registry asked for basic auth
@@ -122,7 +127,13 @@ type authTransport struct {
 }
 
 func newAuthTransport(host, repo, user, pass string, base http.RoundTripper) *authTransport {
-	return &authTransport{host: host, scope: pullScope(repo), user: user, pass: pass, base: base, now: time.Now, tokens: map[string]bearerToken{}}
+	return &authTransport{host: host, scope: pullScope(repo), user: user, pass: pass, base: base, now: time.Now, wait: tokenWait(DefaultIdleTimeout), tokens: map[string]bearerToken{}}
+}
+
+// tokenWait is how long a token exchange may take for a pull whose idle
+// timeout is idle: that, at most maxTokenWait.
+func tokenWait(idle time.Duration) time.Duration {
+	return min(idle, maxTokenWait)
 }
 
 func (t *authTransport) hasCreds() bool { return t.user != "" || t.pass != "" }
@@ -228,7 +239,8 @@ func (t *authTransport) answer(ctx context.Context, values []string, retry *http
 }
 
 // fetchToken GETs a token for scope (space-separated scopes) from realm and
-// caches it. A 401 or 403 from the token server is ErrUnauthorized.
+// caches it. A 401 or 403 from the token server is ErrUnauthorized. The
+// whole exchange, reply body included, is bounded by t.wait.
 func (t *authTransport) fetchToken(ctx context.Context, realm, service, scope string) (string, error) {
 	u, err := url.Parse(realm)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -242,21 +254,29 @@ func (t *authTransport) fetchToken(ctx context.Context, realm, service, scope st
 		q.Add("scope", s)
 	}
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	tctx, cancel := context.WithTimeout(ctx, t.wait)
+	defer cancel()
+	failed := func(err error) error {
+		if ctx.Err() == nil && tctx.Err() != nil {
+			return fmt.Errorf("token from %s: no complete reply within %s: %w", realm, t.wait, errdefs.ErrUnavailable)
+		}
+		return fmt.Errorf("token from %s: %w: %w", realm, err, errdefs.ErrUnavailable)
+	}
+	req, err := http.NewRequestWithContext(tctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return "", fmt.Errorf("token request to %s: %w", realm, err)
 	}
 	if t.hasCreds() {
 		req.SetBasicAuth(t.user, t.pass)
 	}
-	resp, err := (&http.Client{Transport: t.base}).Do(req)
+	resp, err := (&http.Client{Transport: t.base, CheckRedirect: tokenRedirect}).Do(req)
 	if err != nil {
-		return "", fmt.Errorf("token from %s: %w: %w", realm, err, errdefs.ErrUnavailable)
+		return "", failed(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenReply))
 	if err != nil {
-		return "", fmt.Errorf("token from %s: %w: %w", realm, err, errdefs.ErrUnavailable)
+		return "", failed(err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
@@ -289,6 +309,29 @@ func (t *authTransport) fetchToken(ctx context.Context, realm, service, scope st
 	t.last = scope
 	t.mu.Unlock()
 	return tok, nil
+}
+
+// tokenRedirect follows a token server's redirects (at most 10, as Go does)
+// but sends the credentials only within the realm's origin (scheme, host and
+// port): Go keeps the Authorization header for the same host name on any
+// port or scheme.
+func tokenRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if origin(req.URL) != origin(via[0].URL) {
+		req.Header.Del("Authorization")
+	}
+	return nil
+}
+
+// origin is the scheme://host:port of u, the port filled in.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return strings.ToLower(u.Scheme + "://" + net.JoinHostPort(u.Hostname(), port))
 }
 
 // prepare learns how the registry authenticates from the challenge of its

@@ -151,6 +151,7 @@ func (o *Options) newClient(ctx context.Context, ep Endpoint, repo string) (*cli
 		}
 	}
 	tr := newAuthTransport(ep.URL.Host, repo, user, pass, base)
+	tr.wait = tokenWait(o.idleTimeout())
 	if err := tr.prepare(ctx, challenges); err != nil {
 		return nil, authError(ep.URL.Host, tr.who(), err)
 	}

@@ -56,10 +56,19 @@ func MatchPlatform(want, have ocispec.Platform) bool {
 		normalizeVariant(want.Architecture, want.Variant) == normalizeVariant(have.Architecture, have.Variant)
 }
 
+// maxListedPlatforms caps how many platforms SelectPlatform's error names;
+// maxPlatformName caps each name.
+const (
+	maxListedPlatforms = 20
+	maxPlatformName    = 64
+)
+
 // SelectPlatform returns the first manifest of idx for platform want; an
-// index without a match is an ErrNotFound error listing what it holds.
+// index without a match is an ErrNotFound error listing the distinct
+// platforms it holds (the first maxListedPlatforms, then how many more).
 func SelectPlatform(idx ocispec.Index, want ocispec.Platform) (ocispec.Descriptor, error) {
 	var have []string
+	seen := map[string]bool{}
 	for _, d := range idx.Manifests {
 		if d.Platform == nil {
 			continue
@@ -67,9 +76,22 @@ func SelectPlatform(idx ocispec.Index, want ocispec.Platform) (ocispec.Descripto
 		if MatchPlatform(want, *d.Platform) && (IsManifest(d.MediaType) || IsIndex(d.MediaType)) {
 			return d, nil
 		}
-		have = append(have, platformString(*d.Platform))
+		s := platformString(*d.Platform)
+		if len(s) > maxPlatformName {
+			s = s[:maxPlatformName] + "..."
+		}
+		if !seen[s] {
+			seen[s] = true
+			if len(have) < maxListedPlatforms {
+				have = append(have, s)
+			}
+		}
 	}
-	return ocispec.Descriptor{}, fmt.Errorf("no manifest for platform %s (index has %s): %w", platformString(want), strings.Join(have, ", "), errdefs.ErrNotFound)
+	list := strings.Join(have, ", ")
+	if more := len(seen) - len(have); more > 0 {
+		list += fmt.Sprintf(" and %d more", more)
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("no manifest for platform %s (index has %s): %w", platformString(want), list, errdefs.ErrNotFound)
 }
 
 func platformString(p ocispec.Platform) string {
