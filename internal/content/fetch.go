@@ -2,7 +2,6 @@ package content
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -15,10 +14,13 @@ import (
 // one) and calls fetch, which writes the blob's bytes from w.Offset() on;
 // Fetch then commits the ingest unless fetch already did. When fetch fails,
 // the ingest stays for a resume if it holds bytes, and is removed if empty. Concurrent callers
-// for one digest share a single run of fetch (single flight) and its result;
-// a failed run is forgotten, so the next caller tries again. A waiter whose
-// own context is still live retries when the run it waited for was cancelled
-// by its first caller's context.
+// for one digest share a single run of fetch (single flight) and its result
+// when it succeeds; a failed run is forgotten, so the next caller tries
+// again. The flight is keyed by digest only, so the run a caller joins may
+// read from another source (another registry, mirror or namespace): a waiter
+// whose own context is still live does not inherit that run's failure (a
+// cut, a cancellation, a hostile source's digest mismatch) but tries again,
+// so that its own fetch runs; a caller whose own fetch ran gets its result.
 func (s *Store) Fetch(ctx context.Context, desc ocispec.Descriptor, fetch func(w *Writer) error) error {
 	if err := validateDigest(desc.Digest); err != nil {
 		return fmt.Errorf("fetch: %w", err)
@@ -27,21 +29,28 @@ func (s *Store) Fetch(ctx context.Context, desc ocispec.Descriptor, fetch func(w
 		if _, err := s.Info(ctx, desc.Digest); err == nil {
 			return nil
 		}
+		// ran is set only when this caller's fetch is the one the flight
+		// runs; reading it after the result arrives is ordered by ch.
+		ran := false
 		ch := s.flights.DoChan(string(desc.Digest), func() (any, error) {
+			ran = true
 			return nil, s.fetchOnce(ctx, desc, fetch)
 		})
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case r := <-ch:
-			if r.Err != nil && r.Shared && ctx.Err() == nil && attempt < 3 &&
-				(errors.Is(r.Err, context.Canceled) || errors.Is(r.Err, context.DeadlineExceeded)) {
+			if r.Err != nil && !ran && ctx.Err() == nil && attempt < maxFetchJoins {
 				continue
 			}
 			return r.Err
 		}
 	}
 }
+
+// maxFetchJoins bounds how many failed runs of other callers one Fetch
+// waits out before it returns the last failure.
+const maxFetchJoins = 3
 
 func (s *Store) fetchOnce(ctx context.Context, desc ocispec.Descriptor, fetch func(w *Writer) error) error {
 	if _, err := s.Info(ctx, desc.Digest); err == nil {

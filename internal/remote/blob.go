@@ -44,14 +44,29 @@ func (p *puller) fetchBlob(ctx context.Context, desc ocispec.Descriptor) error {
 
 // download writes desc from c into w, from w.Offset() on, retrying cut or
 // failed requests with backoff; it checks the digest before returning so a
-// lying endpoint's bytes are dropped and the next endpoint is tried.
+// lying endpoint's bytes are dropped and the next endpoint is tried. A
+// mismatch after an attempt that resumed the ingest (offset > 0) may be the
+// fault of the prefix alone, written by another source (a mirror that cut
+// off, an earlier pull of the same digest from another registry): the ingest
+// is then restarted from 0 on the same endpoint, once, and only a mismatch
+// of bytes that all came from c fails.
 func (p *puller) download(ctx context.Context, c *client, w *content.Writer, desc ocispec.Descriptor) error {
+	refetched := false
 	for attempt := 0; ; attempt++ {
+		from := w.Offset()
 		err := c.blob(ctx, w, desc, func(off int64) {
 			p.report(Progress{Digest: desc.Digest, MediaType: desc.MediaType, Total: desc.Size, Offset: off})
 		})
 		if err == nil {
 			if got := w.Digest(); got != desc.Digest {
+				if from > 0 && !refetched {
+					if err := w.Truncate(0); err != nil {
+						return err
+					}
+					refetched = true
+					attempt-- // the refetch does not use up a retry
+					continue
+				}
 				_ = w.Truncate(0)
 				return fmt.Errorf("blob from %s: content has digest %s, expected %s: %w", c.base, got, desc.Digest, errdefs.ErrInvalidArgument)
 			}
