@@ -97,7 +97,9 @@ func (r *Resolved) Blobs() []digest.Digest {
 }
 
 // resolve follows target through the indexes in the store to the manifest
-// for platform p, and reads the manifest and config.
+// for platform p, and reads the manifest and config. Each document must be
+// of the kind its descriptor says (remote.DocumentType): a stored blob, as
+// one from an imported layout, is not interpreted by the descriptor alone.
 func resolve(ctx context.Context, cs *content.Store, target ocispec.Descriptor, p ocispec.Platform) (*Resolved, error) {
 	r := &Resolved{Target: target}
 	desc := target
@@ -107,6 +109,9 @@ func resolve(ctx context.Context, cs *content.Store, target ocispec.Descriptor, 
 		}
 		b, err := cs.ReadAll(ctx, desc.Digest, remote.MaxManifestSize)
 		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
+		}
+		if _, err := remote.DocumentType(b, desc.MediaType); err != nil {
 			return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 		}
 		var idx ocispec.Index
@@ -131,6 +136,9 @@ func resolve(ctx context.Context, cs *content.Store, target ocispec.Descriptor, 
 	r.Manifest = desc
 	b, err := cs.ReadAll(ctx, desc.Digest, remote.MaxManifestSize)
 	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	}
+	if _, err := remote.DocumentType(b, desc.MediaType); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
 	}
 	if err := json.Unmarshal(b, &r.Parsed); err != nil {

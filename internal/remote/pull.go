@@ -338,7 +338,8 @@ func (p *puller) resolve(ctx context.Context) (ocispec.Descriptor, []byte, error
 	return desc, body, err
 }
 
-// manifestByDigest returns the manifest desc from cs, or fetches and stores it.
+// manifestByDigest returns the manifest desc from cs, or fetches and stores
+// it; either way the body must be of desc's kind (see DocumentType).
 func (p *puller) manifestByDigest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
 	if desc.Size > MaxManifestSize {
 		return nil, fmt.Errorf("manifest %s: %d bytes, more than %d: %w", desc.Digest, desc.Size, MaxManifestSize, errdefs.ErrInvalidArgument)
@@ -347,6 +348,9 @@ func (p *puller) manifestByDigest(ctx context.Context, desc ocispec.Descriptor) 
 		return nil, err
 	}
 	if b, err := p.cs.ReadAll(ctx, desc.Digest, MaxManifestSize); err == nil {
+		if _, err := DocumentType(b, desc.MediaType); err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+		}
 		return b, nil
 	}
 	var body []byte
@@ -469,19 +473,12 @@ func (c *client) manifest(ctx context.Context, what string, want ocispec.Descrip
 	if h := resp.Header.Get("Docker-Content-Digest"); h != "" && want.Digest == "" && h != string(got) {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s from %s: content has digest %s, registry says %s: %w", what, c.base, got, h, errdefs.ErrInvalidArgument)
 	}
-	var probe struct {
-		MediaType string `json:"mediaType"`
-	}
-	if err := json.Unmarshal(body, &probe); err != nil {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s (%s) from %s: %w: %w", what, got, c.base, err, errdefs.ErrInvalidArgument)
-	}
-	mt := probe.MediaType
-	if mt == "" {
-		mt, _, _ = strings.Cut(resp.Header.Get("Content-Type"), ";")
-		mt = strings.TrimSpace(mt)
-	}
-	if !IsIndex(mt) && !IsManifest(mt) {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s (%s) from %s: media type %q unsupported: %w", what, got, c.base, mt, errdefs.ErrNotImplemented)
+	// The kind comes from the body, which the digest covers; the
+	// Content-Type and the index entry that named it must agree.
+	ct, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	mt, err := DocumentType(body, strings.TrimSpace(ct), want.MediaType)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s (%s) from %s: %w", what, got, c.base, err)
 	}
 	return ocispec.Descriptor{MediaType: mt, Digest: got, Size: int64(len(body))}, body, nil
 }
