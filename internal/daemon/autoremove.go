@@ -65,7 +65,7 @@ func (c *containers) taskExited(e task.Exit) {
 		return // no container (a shim left by a deleted one): nothing to keep
 	}
 	if e.Gone {
-		c.writeLastExit(e.Namespace, e.ID, lastExit{ExitStatus: e.State.ExitStatus, Unknown: e.State.ExitUnknown, ExitedAt: e.State.ExitedAt, OOMKilled: e.State.OOMKilled})
+		c.writeLastExit(e.Namespace, e.ID, lastExitOf(e.State))
 	}
 	if removedByDaemon(r) {
 		c.autoRemove(e.Namespace, e.ID)

@@ -93,11 +93,31 @@ type containers struct {
 
 var _ services.Containers = (*containers)(nil)
 
+// lastExit is the exit of a container whose task is gone, kept in its
+// exit.json.
 type lastExit struct {
 	ExitStatus int       `json:"exitStatus"`
 	Unknown    bool      `json:"unknown,omitempty"`
 	ExitedAt   time.Time `json:"exitedAt,omitzero"`
 	OOMKilled  bool      `json:"oomKilled,omitempty"`
+}
+
+// lastExitOf is the exit of a stopped task, to keep.
+func lastExitOf(st task.State) lastExit {
+	return lastExit{ExitStatus: st.ExitStatus, Unknown: st.ExitUnknown, ExitedAt: st.ExitedAt, OOMKilled: st.OOMKilled}
+}
+
+// state is the kept exit as the stopped state of container id's task.
+func (e lastExit) state(id string) task.State {
+	return task.State{ID: id, Status: task.StatusStopped, ExitStatus: e.ExitStatus, ExitUnknown: e.Unknown, ExitedAt: e.ExitedAt, OOMKilled: e.OOMKilled}
+}
+
+// setExit sets the exit fields of out from st, a stopped task's state.
+func setExit(out *gantryv1.Container, st task.State) {
+	out.ExitStatus, out.ExitUnknown, out.OomKilled = int32(st.ExitStatus), st.ExitUnknown, st.OOMKilled
+	if !st.ExitedAt.IsZero() {
+		out.ExitedAt = timestamppb.New(st.ExitedAt)
+	}
 }
 
 func (c *containers) dir(ns, id string) string { return filepath.Join(c.dataRoot, ns, id) }
@@ -522,11 +542,7 @@ func (c *containers) fillStatus(ctx context.Context, ns string, r metadata.Conta
 				out.Status = StatusFailed
 			}
 			if st.Status == task.StatusStopped {
-				out.ExitStatus, out.ExitUnknown = int32(st.ExitStatus), st.ExitUnknown
-				if !st.ExitedAt.IsZero() {
-					out.ExitedAt = timestamppb.New(st.ExitedAt)
-				}
-				out.OomKilled = st.OOMKilled
+				setExit(out, st)
 			}
 			return
 		}
@@ -535,10 +551,7 @@ func (c *containers) fillStatus(ctx context.Context, ns string, r metadata.Conta
 	}
 	if e, ok := c.readLastExit(ns, r.ID); ok {
 		out.Status = "exited"
-		out.ExitStatus, out.ExitUnknown, out.OomKilled = int32(e.ExitStatus), e.Unknown, e.OOMKilled
-		if !e.ExitedAt.IsZero() {
-			out.ExitedAt = timestamppb.New(e.ExitedAt)
-		}
+		setExit(out, e.state(r.ID))
 	}
 	if _, failed := c.failed(ns, r.ID); failed {
 		out.Status = StatusFailed
@@ -618,10 +631,7 @@ func (c *containers) deleteContainer(ctx context.Context, ns, id string, req *ga
 		}
 		if err == nil && req.GetForce() {
 			out.Status, out.Pid = st.Status, apiPid(st.Status, st.Pid)
-			out.ExitStatus, out.ExitUnknown, out.OomKilled = int32(st.ExitStatus), st.ExitUnknown, st.OOMKilled
-			if !st.ExitedAt.IsZero() {
-				out.ExitedAt = timestamppb.New(st.ExitedAt)
-			}
+			setExit(out, st)
 		}
 	}
 	if err := bundle.Remove(bundle.Dir(c.bundles, ns, r.ID)); err != nil {
@@ -787,8 +797,7 @@ func (c *containers) WaitTask(ctx context.Context, ns, ref, execID string) (*gan
 		if errors.Is(err, errdefs.ErrFailedPrecondition) && execID == "" {
 			// No task: report the last exit, if any.
 			if e, ok := c.readLastExit(ns, r.ID); ok {
-				st := task.State{ID: r.ID, Status: task.StatusStopped, ExitStatus: e.ExitStatus, ExitUnknown: e.Unknown, ExitedAt: e.ExitedAt, OOMKilled: e.OOMKilled}
-				return stateToAPI(st), nil
+				return stateToAPI(e.state(r.ID)), nil
 			}
 		}
 		return nil, err
@@ -810,7 +819,7 @@ func (c *containers) DeleteTask(ctx context.Context, ns string, req *gantryv1.De
 		return nil, err
 	}
 	if req.GetExecId() == "" {
-		c.writeLastExit(ns, r.ID, lastExit{ExitStatus: st.ExitStatus, Unknown: st.ExitUnknown, ExitedAt: st.ExitedAt, OOMKilled: st.OOMKilled})
+		c.writeLastExit(ns, r.ID, lastExitOf(st))
 	}
 	return stateToAPI(st), nil
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,7 +56,7 @@ func findOOMCounter(mounts, selfCgroup, cgroupsPath, id string) (c oomCounter, o
 		switch {
 		case m.v2 && v2 == nil:
 			v2 = &m
-		case !m.v2 && v1 == nil && hasOption(m.options, "memory"):
+		case !m.v2 && v1 == nil && slices.Contains(m.options, "memory"):
 			v1 = &m
 		}
 	}
@@ -116,15 +117,6 @@ func parseCgroupMounts(mounts string) []cgroupMount {
 	return out
 }
 
-func hasOption(opts []string, want string) bool {
-	for _, o := range opts {
-		if o == want {
-			return true
-		}
-	}
-	return false
-}
-
 // ownCgroup returns the path of the memory (v1) or the cgroup2 line of a
 // /proc/<pid>/cgroup ("id:controllers:path"; cgroup2's is "0::path").
 func ownCgroup(selfCgroup string, v1Memory bool) (string, bool) {
@@ -133,7 +125,7 @@ func ownCgroup(selfCgroup string, v1Memory bool) (string, bool) {
 		if len(parts) != 3 {
 			continue
 		}
-		if v1Memory && hasOption(strings.Split(parts[1], ","), "memory") {
+		if v1Memory && slices.Contains(strings.Split(parts[1], ","), "memory") {
 			return parts[2], true
 		}
 		if !v1Memory && parts[0] == "0" && parts[1] == "" {
